@@ -1,0 +1,160 @@
+"""The ``hivematrix`` command."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from hivematrix.cli import home as home_files
+from hivematrix.cli import processes
+from hivematrix.common.config import hivematrix_home, load_settings
+from hivematrix.common.registry import ServiceSpec, discover_services, read_services
+
+console = Console(stderr=True)
+
+
+def _home() -> Path:
+    return hivematrix_home()
+
+
+def _spec(name: str) -> ServiceSpec:
+    specs = discover_services()
+    if name not in specs:
+        raise click.BadParameter(f"unknown service {name!r}; installed: {', '.join(specs)}",
+                                 param_hint="SERVICE")
+    return specs[name]
+
+
+def _address(name: str, spec: ServiceSpec) -> tuple[str, int]:
+    """Where a service listens: ``services.json`` first, the spec's default port otherwise."""
+    entry = read_services(_home() / "services.json").get(name, {})
+    port = int(entry.get("port", spec.port))
+    return entry.get("url", f"http://127.0.0.1:{port}"), port
+
+
+@click.group(help="HiveMatrix: run and manage the platform's services.")
+@click.version_option(package_name="hivematrix")
+def main() -> None:
+    """The command group; see ``hivematrix --help``."""
+
+
+@main.command("init")
+def init_command() -> None:
+    """Create $HIVEMATRIX_HOME with default settings, secrets and the service registry."""
+    home = _home()
+    written = home_files.initialise_home(home, discover_services())
+    console.print(f"[green]HIVEMATRIX_HOME ready:[/green] {home} ({len(written)} files checked)")
+
+
+@main.command("run")
+@click.argument("service")
+@click.option("--port", type=int, help="Override the port from services.json.")
+@click.option("--workers", type=int, default=1, show_default=True, help="gunicorn workers.")
+@click.option("--threads", type=int, default=8, show_default=True, help="Threads per worker.")
+@click.option("--migrate/--no-migrate", default=True, show_default=True,
+              help="Apply database migrations before serving.")
+def run_command(service: str, port: int | None, workers: int, threads: int, migrate: bool) -> None:
+    """Run one service in the foreground with gunicorn, bound to 127.0.0.1."""
+    spec = _spec(service)
+    _url, configured_port = _address(service, spec)
+    if migrate and spec.migrations:
+        _upgrade(spec)
+    env = dict(os.environ)
+    if workers > 1:
+        # Sum /metrics over all workers.
+        metrics_dir = _home() / "run" / "prometheus" / service
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+        metrics_dir.mkdir(parents=True)
+        env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
+    argv = [
+        sys.executable, "-m", "gunicorn", f"{spec.factory}()",
+        "--config", "python:hivematrix.cli.gunicorn_config",
+        "--bind", f"127.0.0.1:{port or configured_port}",
+        "--workers", str(workers), "--threads", str(threads), "--worker-class", "gthread",
+        "--name", f"hivematrix-{service}",
+    ]
+    os.execve(sys.executable, argv, env)  # noqa: S606 - replaces this process with gunicorn
+
+
+def _upgrade(spec: ServiceSpec) -> None:
+    from hivematrix.common import db
+
+    assert spec.migrations is not None
+    url = load_settings(spec.name)["DATABASE_URL"]
+    db.upgrade(spec.migrations, url)
+
+
+@main.group("db")
+def db_group() -> None:
+    """Database migrations."""
+
+
+@db_group.command("upgrade")
+@click.argument("service")
+def db_upgrade(service: str) -> None:
+    """Apply a service's pending migrations."""
+    spec = _spec(service)
+    if not spec.migrations:
+        raise click.UsageError(f"service {service!r} has no database")
+    _upgrade(spec)
+    console.print(f"[green]{service}:[/green] database is up to date")
+
+
+@main.command("start")
+@click.argument("services", nargs=-1)
+@click.option("--timeout", default=60.0, show_default=True, help="Seconds to wait for health.")
+def start_command(services: tuple[str, ...], timeout: float) -> None:
+    """Start services in the background (all installed ones by default) and wait for health."""
+    home = _home()
+    specs = discover_services()
+    home_files.initialise_home(home, specs)
+    failed = []
+    for name in services or tuple(specs):
+        spec = _spec(name)
+        url, _port = _address(name, spec)
+        pid = processes.read_pid(home, name)
+        if pid is not None and processes.is_healthy(url):
+            console.print(f"{name}: already running at {url}")
+            continue
+        if pid is not None:
+            processes.stop(home, name)
+        with console.status(f"starting {name}..."):
+            pid = processes.spawn(home, name)
+            ok = processes.wait_healthy(url, pid, timeout)
+        if ok:
+            console.print(f"[green]{name}[/green]: healthy at {url}")
+        else:
+            failed.append(name)
+            console.print(f"[red]{name}[/red]: did not become healthy; see "
+                          f"{home / 'logs' / f'{name}.log'}")
+    if failed:
+        raise SystemExit(1)
+
+
+@main.command("stop")
+@click.argument("services", nargs=-1)
+def stop_command(services: tuple[str, ...]) -> None:
+    """Stop services started by `hivematrix start` (all by default)."""
+    home = _home()
+    for name in services or tuple(discover_services()):
+        if processes.stop(home, name):
+            console.print(f"{name}: stopped")
+
+
+@main.command("status")
+def status_command() -> None:
+    """Show which services run and whether they are healthy."""
+    home = _home()
+    table = Table("service", "pid", "url", "health")
+    for name, spec in discover_services().items():
+        url, _port = _address(name, spec)
+        pid = processes.read_pid(home, name)
+        health = "healthy" if pid and processes.is_healthy(url) else "-"
+        table.add_row(name, str(pid or "-"), url, health)
+    Console().print(table)

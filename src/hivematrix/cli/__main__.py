@@ -1,0 +1,3 @@
+from hivematrix.cli import main
+
+main()

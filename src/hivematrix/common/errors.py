@@ -1,0 +1,122 @@
+"""RFC 7807 problem responses for every HTTP error, with an escaped HTML page for browsers."""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from typing import Any
+
+from apiflask import APIFlask, HTTPError
+from flask import Response, current_app, g, json, render_template, request
+from werkzeug.exceptions import HTTPException, InternalServerError
+from werkzeug.http import HTTP_STATUS_CODES
+
+PROBLEM_JSON = "application/problem+json"
+
+log = logging.getLogger("hivematrix.errors")
+
+
+def problem_slug(status: int) -> str:
+    """``404`` -> ``not-found``: the fragment used in a problem's ``type``."""
+    phrase = HTTP_STATUS_CODES.get(status, "error")
+    return phrase.lower().replace(" ", "-").replace("'", "")
+
+
+def wants_html() -> bool:
+    """True when the client asked for a page rather than JSON (a browser navigating)."""
+    best = request.accept_mimetypes.best_match(["application/json", PROBLEM_JSON, "text/html"])
+    return best == "text/html" and request.accept_mimetypes["text/html"] > 0
+
+
+def problem(
+    status: int,
+    detail: str | None = None,
+    *,
+    title: str | None = None,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> Response:
+    """Build a problem response; browsers get the same content as an escaped HTML page."""
+    title = title or HTTP_STATUS_CODES.get(status, "Error")
+    body: dict[str, Any] = {
+        "type": f"about:blank#{problem_slug(status)}",
+        "title": title,
+        "status": status,
+        "detail": detail or title,
+        "instance": request.path,
+        **extra,
+    }
+    correlation_id = g.get("correlation_id")
+    if correlation_id:
+        body["correlation_id"] = correlation_id
+    if wants_html():
+        html = render_template("hivematrix/error.html", problem=body)
+        response = Response(html, status=status, mimetype="text/html")
+    else:
+        response = Response(json.dumps(body), status=status, mimetype=PROBLEM_JSON)
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+def _validation_detail(errors: dict[str, Any]) -> str:
+    """Name every invalid field, e.g. ``json.title: Missing data for required field.``."""
+    parts = []
+    for location, fields in errors.items():
+        if isinstance(fields, dict):
+            for field, messages in fields.items():
+                text = "; ".join(map(str, messages)) if isinstance(messages, list) else messages
+                parts.append(f"{location}.{field}: {text}")
+        else:
+            parts.append(f"{location}: {fields}")
+    return " ".join(parts) or "The request is invalid."
+
+
+def _from_apiflask(error: HTTPError) -> Response:
+    """Turn APIFlask's errors (validation, ``abort``, wrapped werkzeug errors) into problems."""
+    headers = {k: str(v) for k, v in dict(error.headers or {}).items() if k != "Content-Type"}
+    extra = dict(error.extra_data or {})
+    if isinstance(error.detail, dict) and error.detail:
+        # A validation error: detail maps location -> field -> messages.
+        extra["errors"] = error.detail
+        detail = _validation_detail(error.detail)
+        return problem(error.status_code, detail, headers=headers, **extra)
+    return problem(error.status_code, error.message, headers=headers, **extra)
+
+
+def _retry_after_seconds() -> int:
+    """Seconds until the breached rate limit resets (at least 1)."""
+    limiter = current_app.extensions.get("limiter")
+    current = getattr(limiter, "current_limit", None) if limiter else None
+    if current is None:
+        return 60
+    return max(1, math.ceil(float(current.reset_at) - time.time()))
+
+
+def _from_http_exception(error: HTTPException) -> Response:
+    status = error.code or 500
+    headers = {k: v for k, v in error.get_headers() if k.lower() != "content-type"}
+    if status == 429:
+        retry_after = _retry_after_seconds()
+        headers["Retry-After"] = str(retry_after)
+        return problem(429, "Too many requests; retry later.", headers=headers,
+                       retry_after=retry_after)
+    if status >= 500:
+        # Never show internals; the correlation id ties the page to the logged traceback.
+        return problem(status, "The server could not complete the request.", headers=headers)
+    return problem(status, error.description, headers=headers)
+
+
+def init_app(app: APIFlask) -> None:
+    """Register problem handlers for HTTP errors, APIFlask errors and unexpected exceptions."""
+
+    @app.error_processor
+    def handle_apiflask_error(error: HTTPError) -> Response:
+        return _from_apiflask(error)
+
+    @app.errorhandler(HTTPException)
+    def handle_http_exception(error: HTTPException) -> Response:
+        if isinstance(error, InternalServerError) and error.original_exception is not None:
+            log.error("unhandled exception", exc_info=error.original_exception)
+        return _from_http_exception(error)

@@ -1,0 +1,72 @@
+"""CSRF protection for browser-submitted requests and security headers on every response."""
+
+from __future__ import annotations
+
+import secrets
+
+from flask import Flask, Response, request
+from flask_wtf.csrf import CSRFProtect
+
+_SAFE_METHODS = {"GET", "HEAD", "OPTIONS", "TRACE"}
+
+#: The pages are composed by Nexus and styled by its global stylesheet; nothing inline.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
+)
+#: The OpenAPI explorer at /docs boots Swagger UI with an inline script.
+DOCS_CONTENT_SECURITY_POLICY = CONTENT_SECURITY_POLICY.replace(
+    "script-src 'self'", "script-src 'self' 'unsafe-inline'").replace(
+    "style-src 'self'", "style-src 'self' 'unsafe-inline'")
+
+
+def needs_csrf_check() -> bool:
+    """A state-changing request that a foreign page could have made.
+
+    A cross-site page can submit forms (urlencoded, multipart, text/plain) without asking, but
+    cannot send ``application/json`` without a CORS preflight, which no HiveMatrix service
+    grants. So JSON API calls are exempt and everything else that changes state needs a token
+    (form field ``csrf_token`` or header ``X-CSRFToken``).
+    """
+    return request.method not in _SAFE_METHODS and not request.is_json
+
+
+def init_app(app: Flask) -> CSRFProtect:
+    """Enable CSRF checks (see :func:`needs_csrf_check`) and the security headers."""
+    if not app.config.get("SECRET_KEY"):
+        # Sessions and CSRF tokens then last only as long as this process; `hivematrix init`
+        # writes a persistent SECRET_KEY into each service's .flaskenv.
+        app.logger.warning("SECRET_KEY is not set; using a random key for this process")
+        app.config["SECRET_KEY"] = secrets.token_urlsafe(32)
+    app.config.setdefault("WTF_CSRF_CHECK_DEFAULT", False)
+    app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)  # valid for the browser session
+    app.config["SESSION_COOKIE_NAME"] = f"hm_{app.config['SERVICE_NAME']}_session"
+    app.config.setdefault("SESSION_COOKIE_HTTPONLY", True)
+    app.config.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
+    csrf = CSRFProtect(app)
+
+    @app.before_request
+    def check_csrf() -> None:
+        # Unrouted requests fall through to their 404/405 instead of a CSRF complaint.
+        routed = request.routing_exception is None
+        if routed and app.config.get("WTF_CSRF_ENABLED", True) and needs_csrf_check():
+            csrf.protect()
+
+    @app.after_request
+    def add_security_headers(response: Response) -> Response:
+        headers = response.headers
+        headers.setdefault("X-Content-Type-Options", "nosniff")
+        headers.setdefault("X-Frame-Options", "DENY")
+        headers.setdefault("Referrer-Policy", "same-origin")
+        headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
+        docs = request.endpoint in ("openapi.docs", "openapi.swagger_ui_oauth_redirect")
+        headers.setdefault("Content-Security-Policy",
+                           DOCS_CONTENT_SECURITY_POLICY if docs else CONTENT_SECURITY_POLICY)
+        if request.is_secure:
+            headers.setdefault("Strict-Transport-Security", "max-age=31536000")
+        if "Authorization" in request.headers:
+            # Responses to authenticated calls carry someone's data: never cache them.
+            headers.setdefault("Cache-Control", "no-store")
+        return response
+
+    return csrf
