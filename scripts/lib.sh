@@ -19,6 +19,8 @@ find_python() {
 }
 
 # ensure_venv [EXTRAS] — create .venv and (re)install the project when pyproject.toml changed.
+# The stamp file names the extras installed for this pyproject.toml; a plain install is
+# satisfied by any stamp, an install with extras only by a stamp that lists them.
 ensure_venv() {
   local extras="${1:-}" spec="." stamp
   [ -n "$extras" ] && spec=".[$extras]"
@@ -26,14 +28,14 @@ ensure_venv() {
     say "creating $VENV"
     "$(find_python)" -m venv "$VENV" || die "could not create a virtual environment"
   fi
-  stamp="$VENV/.installed-$(cat "$ROOT/pyproject.toml" | sha256sum | cut -c1-16)-${extras:-base}"
-  if [ ! -f "$stamp" ]; then
+  stamp="$VENV/.installed-$(sha256sum "$ROOT/pyproject.toml" | cut -c1-16)"
+  if [ ! -f "$stamp" ] || { [ -n "$extras" ] && ! grep -qx "$extras" "$stamp"; }; then
     say "installing hivematrix${extras:+ with $extras extras} into .venv"
     "$VENV/bin/python" -m pip install --quiet --upgrade pip >/dev/null
     (cd "$ROOT" && "$VENV/bin/python" -m pip install --quiet -e "$spec") ||
       die "pip install failed"
-    rm -f "$VENV"/.installed-*
-    touch "$stamp"
+    [ -f "$stamp" ] || rm -f "$VENV"/.installed-*
+    echo "${extras:-base}" >> "$stamp"
   fi
   export PATH="$VENV/bin:$PATH"
 }

@@ -15,6 +15,8 @@ logconfig_dict = {
         "stderr": {"class": "logging.StreamHandler", "formatter": "json",
                    "stream": "ext://sys.stderr"},
     },
+    # The app installs its own JSON handler on the root logger when it is created.
+    "root": {"level": "INFO", "handlers": []},
     "loggers": {
         "gunicorn.error": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
     },

@@ -81,6 +81,8 @@ def create_service_app(
                    json_errors=False)
     app.config.update(config)
     app.config.update(
+        # The bundled Swagger UI (4.x) renders OpenAPI 3.0 documents, not 3.1.
+        OPENAPI_VERSION="3.0.3",
         SWAGGER_UI_CSS="docs/assets/swagger-ui.css",
         SWAGGER_UI_BUNDLE_JS="docs/assets/swagger-ui-bundle.js",
         SWAGGER_UI_STANDALONE_PRESET_JS="docs/assets/swagger-ui-standalone-preset.js",

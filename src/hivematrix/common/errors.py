@@ -16,6 +16,22 @@ PROBLEM_JSON = "application/problem+json"
 
 log = logging.getLogger("hivematrix.errors")
 
+#: The problem document in OpenAPI form, so /docs describes the errors actually returned.
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["type", "title", "status"],
+    "properties": {
+        "type": {"type": "string", "example": "about:blank#not-found"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "instance": {"type": "string"},
+        "correlation_id": {"type": "string"},
+        "errors": {"type": "object", "description": "Invalid fields by location"},
+        "retry_after": {"type": "integer", "description": "Seconds, on 429"},
+    },
+}
+
 
 def problem_slug(status: int) -> str:
     """``404`` -> ``not-found``: the fragment used in a problem's ``type``."""
@@ -110,6 +126,8 @@ def _from_http_exception(error: HTTPException) -> Response:
 
 def init_app(app: APIFlask) -> None:
     """Register problem handlers for HTTP errors, APIFlask errors and unexpected exceptions."""
+    app.config["HTTP_ERROR_SCHEMA"] = PROBLEM_SCHEMA
+    app.config["VALIDATION_ERROR_SCHEMA"] = PROBLEM_SCHEMA
 
     @app.error_processor
     def handle_apiflask_error(error: HTTPError) -> Response:
