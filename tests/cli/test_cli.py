@@ -80,7 +80,8 @@ def test_run_serves_template_under_gunicorn(hm_home: Path, fake_core: FakeCore,
         health = httpx.get(f"{service.url}/health").json()
         assert health["status"] == "healthy"
         assert health["checks"]["database"]["status"] == "healthy"
-        response = httpx.get(f"{service.url}/api/data", headers=tokens.headers(tokens.user("billing")))
+        headers = tokens.headers(tokens.user("billing"))
+        response = httpx.get(f"{service.url}/api/data", headers=headers)
         assert response.json()["permission_level"] == "billing"
         # Migrations ran before gunicorn started.
         assert db.current_revision("hivematrix.template",

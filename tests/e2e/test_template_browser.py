@@ -1,4 +1,4 @@
-"""The template's pages in a real Chromium, served by gunicorn, with the Bearer header Nexus adds."""
+"""The template's pages in a real Chromium under gunicorn, with the Bearer header Nexus adds."""
 
 from collections.abc import Iterator
 from pathlib import Path

@@ -107,6 +107,10 @@ class JWKSCache:
             if age > self.max_age or (kid not in self._keys and age > self.min_refresh_interval):
                 self._refresh()
             found = self._keys.get(kid)
+            if not self._keys:
+                # The last fetch failed and the retry is throttled: still Core's fault, not the
+                # token's, so the caller must not be told to throw its token away.
+                raise KeysUnavailable(f"no signing keys loaded from {self.url} yet")
         if found is None:
             raise InvalidToken("token signed with an unknown key")
         return found

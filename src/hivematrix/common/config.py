@@ -72,8 +72,8 @@ def read_instance_conf(path: Path) -> dict[str, str]:
     return flat
 
 
-def coerce(name: str, raw: Any, default: Any) -> Any:
-    """Parse ``raw`` into the type of ``default``.
+def coerce(name: str, raw: Any, default: Any, source: str | None = None) -> Any:
+    """Parse ``raw`` into the type of ``default``; ``source`` says where ``raw`` was read.
 
     :raises SettingsError: the value is not a valid boolean or number.
     """
@@ -93,7 +93,8 @@ def coerce(name: str, raw: Any, default: Any) -> Any:
             return float(text)
     except ValueError:
         kind = type(default).__name__
-        raise SettingsError(f"setting {name}: {raw!r} is not a valid {kind}") from None
+        origin = f" (from {source})" if source else ""
+        raise SettingsError(f"setting {name}{origin}: {raw!r} is not a valid {kind}") from None
     return raw
 
 
@@ -125,18 +126,23 @@ def load_settings(
         "DATABASE_URL": f"sqlite:///{folder / f'{service}.db'}",
         **(defaults or {}),
     }
-    conf = read_instance_conf(folder / "instance" / f"{service}.conf")
-    flaskenv = {k: v for k, v in dotenv_values(folder / ".flaskenv").items() if v is not None}
+    conf_path = folder / "instance" / f"{service}.conf"
+    flaskenv_path = folder / ".flaskenv"
+    conf = read_instance_conf(conf_path)
+    flaskenv = {k: v for k, v in dotenv_values(flaskenv_path).items() if v is not None}
     layered: dict[str, Any] = {**conf, **flaskenv}
+    # Where each value came from, so an unusable one can be found and fixed.
+    sources = {**dict.fromkeys(conf, str(conf_path)), **dict.fromkeys(flaskenv, str(flaskenv_path))}
     prefix = f"{service.upper()}_"
     for key in set(base) | set(layered):
-        if f"{prefix}{key}" in env:
-            layered[key] = env[f"{prefix}{key}"]
-        elif key in env:
-            layered[key] = env[key]
+        for variable in (f"{prefix}{key}", key):
+            if variable in env:
+                layered[key] = env[variable]
+                sources[key] = f"environment variable {variable}"
+                break
     settings = dict(base)
     for key, raw in layered.items():
-        settings[key] = coerce(key, raw, base.get(key))
+        settings[key] = coerce(key, raw, base.get(key), sources.get(key))
     settings.update(overrides or {})
     settings["SERVICE_NAME"] = service
     return settings

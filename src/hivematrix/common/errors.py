@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import logging
 import math
 import time
 from typing import Any
 
 from apiflask import APIFlask, HTTPError
 from flask import Response, current_app, g, json, render_template, request
-from werkzeug.exceptions import HTTPException, InternalServerError
+from werkzeug.exceptions import HTTPException
 from werkzeug.http import HTTP_STATUS_CODES
 
 PROBLEM_JSON = "application/problem+json"
-
-log = logging.getLogger("hivematrix.errors")
+#: The only detail a 5xx answer gives.
+SERVER_ERROR_DETAIL = "The server could not complete the request."
 
 #: The problem document in OpenAPI form, so /docs describes the errors actually returned.
 PROBLEM_SCHEMA: dict[str, Any] = {
@@ -92,6 +91,9 @@ def _validation_detail(errors: dict[str, Any]) -> str:
 def _from_apiflask(error: HTTPError) -> Response:
     """Turn APIFlask's errors (validation, ``abort``, wrapped werkzeug errors) into problems."""
     headers = {k: str(v) for k, v in dict(error.headers or {}).items() if k != "Content-Type"}
+    if error.status_code >= 500:
+        # ``abort(503, str(exc))`` must not leak internals any more than a raised exception.
+        return problem(error.status_code, SERVER_ERROR_DETAIL, headers=headers)
     extra = dict(error.extra_data or {})
     if isinstance(error.detail, dict) and error.detail:
         # A validation error: detail maps location -> field -> messages.
@@ -120,7 +122,7 @@ def _from_http_exception(error: HTTPException) -> Response:
                        retry_after=retry_after)
     if status >= 500:
         # Never show internals; the correlation id ties the page to the logged traceback.
-        return problem(status, "The server could not complete the request.", headers=headers)
+        return problem(status, SERVER_ERROR_DETAIL, headers=headers)
     return problem(status, error.description, headers=headers)
 
 
@@ -133,8 +135,8 @@ def init_app(app: APIFlask) -> None:
     def handle_apiflask_error(error: HTTPError) -> Response:
         return _from_apiflask(error)
 
+    # Flask has already logged an unhandled exception's traceback (``app.log_exception``) by
+    # the time its 500 arrives here; logging it again would double every error in the logs.
     @app.errorhandler(HTTPException)
     def handle_http_exception(error: HTTPException) -> Response:
-        if isinstance(error, InternalServerError) and error.original_exception is not None:
-            log.error("unhandled exception", exc_info=error.original_exception)
         return _from_http_exception(error)

@@ -21,7 +21,7 @@ _VALID_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 log = logging.getLogger("hivematrix.request")
 # Probes and scrapes arrive every few seconds; logging them would drown real requests.
-_QUIET_ENDPOINTS = ("hivematrix.health", "hivematrix.metrics")
+_QUIET_ENDPOINTS = ("hivematrix.health", "hivematrix.metrics_view")
 
 
 class RequestContextFilter(logging.Filter):

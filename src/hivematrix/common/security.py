@@ -41,8 +41,10 @@ def init_app(app: Flask) -> CSRFProtect:
     app.config.setdefault("WTF_CSRF_CHECK_DEFAULT", False)
     app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)  # valid for the browser session
     app.config["SESSION_COOKIE_NAME"] = f"hm_{app.config['SERVICE_NAME']}_session"
-    app.config.setdefault("SESSION_COOKIE_HTTPONLY", True)
-    app.config.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
+    app.config["SESSION_COOKIE_HTTPONLY"] = True
+    # Flask's own default is None (no attribute), so a setdefault would never apply.
+    if not app.config.get("SESSION_COOKIE_SAMESITE"):
+        app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
     csrf = CSRFProtect(app)
 
     @app.before_request

@@ -72,6 +72,7 @@ def serve_wsgi(app: Any) -> Iterator[str]:
     finally:
         server.shutdown()
         thread.join(5)
+        server.server_close()
 
 
 class TokenFactory:
