@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import click
@@ -104,6 +105,35 @@ def db_upgrade(service: str) -> None:
         raise click.UsageError(f"service {service!r} has no database")
     _upgrade(spec)
     console.print(f"[green]{service}:[/green] database is up to date")
+
+
+@main.command("service-secret")
+@click.argument("service")
+def service_secret_command(service: str) -> None:
+    """Give a service a new secret for obtaining service tokens (restart it afterwards)."""
+    _spec(service)
+    path = home_files.set_service_secret(_home(), service)
+    console.print(f"[green]{service}:[/green] new SERVICE_SECRET written to {path}")
+
+
+@main.group("keys")
+def keys_group() -> None:
+    """Core's signing keys."""
+
+
+@keys_group.command("rotate")
+def keys_rotate() -> None:
+    """Sign new tokens with a fresh key; the old one stays published until its tokens expire."""
+    from hivematrix.core import tokens
+    from hivematrix.core.keyring import KeyRing
+
+    settings = load_settings("core")
+    publish_for = tokens.USER_TOKEN_LIFETIME + timedelta(seconds=settings["JWT_LEEWAY"])
+    ring = KeyRing.open(_home() / "keys", publish_for=publish_for)
+    old = ring.current.kid
+    new = ring.rotate()
+    console.print(f"new signing key [green]{new.kid}[/green]; {old} stays published for "
+                  f"{int(publish_for.total_seconds())} s")
 
 
 @main.command("start")
