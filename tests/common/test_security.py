@@ -56,6 +56,24 @@ def csrf_token(client: FlaskClient, auth: dict[str, str]) -> str:
 
 # --- CSRF ----------------------------------------------------------------------------------
 
+def test_bodyless_post_with_its_own_authorization_needs_no_csrf_token(
+        client: FlaskClient, auth: dict[str, str]) -> None:
+    assert client.post("/form", headers=auth).status_code == 200
+
+
+def test_bodyless_post_without_authorization_needs_a_csrf_token(client: FlaskClient) -> None:
+    response = client.post("/form")
+    assert response.status_code == 400
+    assert "CSRF" in response.json["detail"]
+
+
+def test_empty_form_post_with_authorization_still_needs_a_csrf_token(
+        client: FlaskClient, auth: dict[str, str]) -> None:
+    response = client.post("/form", headers={**auth,
+                                             "Content-Type": "application/x-www-form-urlencoded"})
+    assert response.status_code == 400
+
+
 def test_form_post_without_csrf_token_is_400(client: FlaskClient, auth: dict[str, str]) -> None:
     response = client.post("/form", headers=auth, data={"title": "x"})
     assert response.status_code == 400

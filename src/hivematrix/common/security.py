@@ -25,10 +25,15 @@ def needs_csrf_check() -> bool:
 
     A cross-site page can submit forms (urlencoded, multipart, text/plain) without asking, but
     cannot send ``application/json`` without a CORS preflight, which no HiveMatrix service
-    grants. So JSON API calls are exempt and everything else that changes state needs a token
-    (form field ``csrf_token`` or header ``X-CSRFToken``).
+    grants. So JSON API calls are exempt, and so are bodyless calls that carry their own
+    ``Authorization`` (scripts, other services: a browser only adds that header through Nexus,
+    whose SameSite session cookie is not sent on cross-site POSTs). Everything else that changes
+    state needs a token (form field ``csrf_token`` or header ``X-CSRFToken``).
     """
-    return request.method not in _SAFE_METHODS and not request.is_json
+    if request.method in _SAFE_METHODS or request.is_json:
+        return False
+    bodyless = not request.content_type and not request.content_length
+    return not (bodyless and "Authorization" in request.headers)
 
 
 def init_app(app: Flask) -> CSRFProtect:
