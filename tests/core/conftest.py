@@ -1,61 +1,18 @@
 """Core under test: a real app with its own keys, a contract fake of an OIDC provider."""
 
+__all__ = ["FakeIdentityProvider", "exchange"]
+
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
-from flask import Flask, jsonify, request
+from flask import Flask
 from flask.testing import FlaskClient
 
-from hivematrix.common.testing import migrated_database, serve_wsgi
+from hivematrix.common.testing import FakeIdentityProvider, migrated_database, serve_wsgi
 from hivematrix.core import SERVICE, create_app
-
-
-@dataclass
-class FakeIdentityProvider:
-    """An OpenID Connect provider's discovery and userinfo endpoints, over real HTTP.
-
-    ``users`` maps an access token to the claims userinfo releases for it.
-    """
-
-    users: dict[str, dict[str, Any]] = field(default_factory=dict)
-    url: str = ""
-    userinfo_status: int | None = None  # force an answer, e.g. 500
-
-    @property
-    def issuer(self) -> str:
-        return f"{self.url}/realms/hivematrix"
-
-    def wsgi(self) -> Flask:
-        app = Flask("fake_idp")
-
-        @app.get("/realms/hivematrix/.well-known/openid-configuration")
-        def discovery() -> Any:
-            base = f"{self.issuer}/protocol/openid-connect"
-            return jsonify({"issuer": self.issuer, "userinfo_endpoint": f"{base}/userinfo",
-                            "authorization_endpoint": f"{base}/auth",
-                            "token_endpoint": f"{base}/token"})
-
-        @app.get("/realms/hivematrix/protocol/openid-connect/userinfo")
-        def userinfo() -> Any:
-            if self.userinfo_status:
-                return {"error": "server_error"}, self.userinfo_status
-            scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-            claims = self.users.get(token) if scheme == "Bearer" else None
-            if claims is None:
-                return {"error": "invalid_token"}, 401
-            return jsonify(claims)
-
-        return app
-
-    def add_user(self, token: str, *, sub: str, groups: list[str] | None = None,
-                 **claims: Any) -> str:
-        self.users[token] = {"sub": sub, "preferred_username": sub, "name": sub.title(),
-                             "email": f"{sub}@example.test", "groups": groups or [], **claims}
-        return token
 
 
 @pytest.fixture

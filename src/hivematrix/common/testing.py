@@ -3,6 +3,7 @@
 - ``hm_home``: a throwaway ``HIVEMATRIX_HOME``;
 - ``signing_key`` / ``tokens``: an RSA key and a factory of user and service tokens;
 - ``fake_core``: a real HTTP server standing in for Core's JWKS and ``/service-token``;
+- :class:`FakeIdentityProvider`: an OIDC provider's discovery and userinfo, for Core's tests;
 - ``service_settings`` / ``make_service_app``: apps wired to the above;
 - ``pg_url`` / ``redis_url``: real PostgreSQL (a fresh database per test session) and Redis;
 - ``free_port``, :class:`ServiceProcess` (a service under gunicorn), ``browser`` (Chromium).
@@ -155,6 +156,51 @@ class FakeCore:
 
     def count(self, path: str) -> int:
         return sum(1 for seen_path, _ in self.seen if seen_path == path)
+
+
+@dataclass
+class FakeIdentityProvider:
+    """An OpenID Connect provider's discovery and userinfo endpoints, over real HTTP.
+
+    ``users`` maps an access token to the claims userinfo releases for it.
+    """
+
+    users: dict[str, dict[str, Any]] = field(default_factory=dict)
+    url: str = ""
+    userinfo_status: int | None = None  # force an answer, e.g. 500
+
+    @property
+    def issuer(self) -> str:
+        return f"{self.url}/realms/hivematrix"
+
+    def wsgi(self) -> Flask:
+        app = Flask("fake_idp")
+
+        @app.get("/realms/hivematrix/.well-known/openid-configuration")
+        def discovery() -> Any:
+            base = f"{self.issuer}/protocol/openid-connect"
+            return jsonify({"issuer": self.issuer, "userinfo_endpoint": f"{base}/userinfo",
+                            "authorization_endpoint": f"{base}/auth",
+                            "token_endpoint": f"{base}/token"})
+
+        @app.get("/realms/hivematrix/protocol/openid-connect/userinfo")
+        def userinfo() -> Any:
+            if self.userinfo_status:
+                return {"error": "server_error"}, self.userinfo_status
+            scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+            claims = self.users.get(token) if scheme == "Bearer" else None
+            if claims is None:
+                return {"error": "invalid_token"}, 401
+            return jsonify(claims)
+
+        return app
+
+    def add_user(self, token: str, *, sub: str, groups: list[str] | None = None,
+                 **claims: Any) -> str:
+        self.users[token] = {"sub": sub, "preferred_username": sub, "name": sub.title(),
+                             "email": f"{sub}@example.test", "groups": groups or [], **claims}
+        return token
+
 
 
 @pytest.fixture(scope="session")
