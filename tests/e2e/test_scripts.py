@@ -8,6 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from hivematrix.common.registry import discover_services
 from hivematrix.common.testing import FakeCore, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -20,16 +21,19 @@ def script(name: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
 
 
 def test_start_stop_cycle(hm_home: Path, fake_core: FakeCore) -> None:
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    # An operator's port choice in services.json is honoured by init and start.
-    (hm_home / "services.json").write_text(json.dumps({"template": {"url": base, "port": port}}))
+    # An operator's port choices in services.json are honoured by init and start; tests never
+    # take the default ports.
+    ports = {name: free_port() for name in discover_services()}
+    (hm_home / "services.json").write_text(json.dumps(
+        {name: {"url": f"http://127.0.0.1:{port}", "port": port} for name, port in ports.items()}))
+    base = f"http://127.0.0.1:{ports['template']}"
     env = {**os.environ, "HIVEMATRIX_HOME": str(hm_home), "CORE_SERVICE_URL": fake_core.url}
 
     started = script("start.sh", env)
     try:
         assert started.returncode == 0, started.stderr
-        assert f"healthy at {base}" in started.stderr
+        for port in ports.values():
+            assert f"healthy at http://127.0.0.1:{port}" in started.stderr
         assert httpx.get(f"{base}/health").json()["status"] == "healthy"
         assert httpx.get(f"{base}/apispec.json").json()["openapi"].startswith("3.")
         docs = httpx.get(f"{base}/docs")
@@ -39,15 +43,17 @@ def test_start_stop_cycle(hm_home: Path, fake_core: FakeCore) -> None:
         assert unauthenticated.status_code == 401
         assert unauthenticated.headers["content-type"] == "application/problem+json"
 
-        pid = int((hm_home / "run" / "template.pid").read_text())
+        pids = {name: int((hm_home / "run" / f"{name}.pid").read_text()) for name in ports}
         again = script("start.sh", env)
         assert again.returncode == 0 and "already running" in again.stderr
-        assert int((hm_home / "run" / "template.pid").read_text()) == pid
+        assert {name: int((hm_home / "run" / f"{name}.pid").read_text())
+                for name in ports} == pids
     finally:
         stopped = script("stop.sh", env)
     assert stopped.returncode == 0, stopped.stderr
-    with pytest.raises(ProcessLookupError):
-        os.killpg(pid, 0)
-    assert not (hm_home / "run" / "template.pid").exists()
-    with pytest.raises(httpx.ConnectError):
-        httpx.get(f"{base}/health")
+    for name, pid in pids.items():
+        with pytest.raises(ProcessLookupError):
+            os.killpg(pid, 0)
+        assert not (hm_home / "run" / f"{name}.pid").exists()
+        with pytest.raises(httpx.ConnectError):
+            httpx.get(f"http://127.0.0.1:{ports[name]}/health")

@@ -61,11 +61,18 @@ def new_session_id() -> str:
 class SqlSessionStore:
     """Sessions in Core's own database."""
 
+    #: Expired rows are purged while creating sessions, at most this often (no scheduler needed).
+    CLEANUP_EVERY = timedelta(hours=1)
+
     def __init__(self, database: Database) -> None:
         self.database = database
+        self._next_cleanup = datetime.now(UTC)
 
     def create(self, user: dict[str, Any], lifetime: timedelta) -> Session:
         now = datetime.now(UTC)
+        if now >= self._next_cleanup:
+            self._next_cleanup = now + self.CLEANUP_EVERY
+            self.cleanup_expired()
         record = Session(new_session_id(), user, now, now + lifetime)
         try:
             with self.database.transaction() as session:
