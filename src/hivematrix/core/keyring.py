@@ -42,7 +42,7 @@ class KeyRing:
         self.publish_for = publish_for
         self._entries: dict[str, _Entry] = {}
         self._current = ""
-        self._loaded_mtime = 0.0
+        self._loaded_version: tuple[int, int, int] | None = None
         self._checked_at = 0.0
         self._lock = threading.Lock()
 
@@ -91,7 +91,7 @@ class KeyRing:
         if current not in entries:
             raise KeyRingError(f"{index_path} names current key {current!r} but does not list it")
         self._entries, self._current = entries, current
-        self._loaded_mtime = index_path.stat().st_mtime
+        self._loaded_version = self._index_version()
 
     def _read_key(self, kid: str) -> SigningKey:
         path = self.folder / f"{kid}.pem"
@@ -113,11 +113,17 @@ class KeyRing:
         with self._lock:
             self._checked_at = now
             try:
-                mtime = (self.folder / KEYRING_FILE).stat().st_mtime
+                version = self._index_version()
             except OSError:
                 return
-            if mtime != self._loaded_mtime:
+            if version != self._loaded_version:
                 self._load()
+
+    def _index_version(self) -> tuple[int, int, int]:
+        # The index is replaced atomically, so a new inode means a new version even where
+        # timestamps are coarse.
+        info = (self.folder / KEYRING_FILE).stat()
+        return info.st_ino, info.st_mtime_ns, info.st_size
 
     # --- use -------------------------------------------------------------------------------
 

@@ -32,16 +32,19 @@ class ServiceSecrets:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._hashes: dict[str, str] = {}
-        self._mtime: float | None = None
+        self._version: tuple[int, int, int] | None = None
 
     def _current(self) -> dict[str, str]:
         try:
-            mtime = self.path.stat().st_mtime
+            info = self.path.stat()
         except FileNotFoundError:
             return {}
-        if mtime != self._mtime:
+        # Not the mtime alone: with coarse file timestamps two quick writes share one. Every
+        # write replaces the file, so the inode changes too.
+        version = (info.st_ino, info.st_mtime_ns, info.st_size)
+        if version != self._version:
             self._hashes = json.loads(self.path.read_text(encoding="utf-8"))
-            self._mtime = mtime
+            self._version = version
         return self._hashes
 
     def verify(self, service: str, secret: str) -> bool:

@@ -168,7 +168,9 @@ class RedisSessionStore:
             data = json.loads(raw)
             data["revoked"] = True
             # Kept until it would have expired anyway, for audit; KEEPTTL preserves that.
-            self.client.set(key, json.dumps(data), keepttl=True)
+            # XX: if the key expired since the GET, do not recreate it without a TTL.
+            if not self.client.set(key, json.dumps(data), keepttl=True, xx=True):
+                return False
             self.client.publish(self.channel, jti)
         except redis.RedisError as exc:
             raise StoreUnavailable(f"redis: {exc}") from exc

@@ -163,17 +163,30 @@ def _basic_challenge() -> Any:
 
 # --- personal API tokens -----------------------------------------------------------------
 
+def _require_active_session() -> None:
+    """Core's own user routes also refuse a signed-out token (other services leave that
+    check to Nexus; Core owns the sessions, so it can make it for free)."""
+    try:
+        session = _store().get(str(g.user.get("jti", "")))
+    except StoreUnavailable as exc:
+        raise _store_down(exc) from exc
+    if session is None or not session.is_active():
+        raise Unauthorized("This session has ended; sign in again.")
+
+
 @bp.post("/api/tokens")
 @bp.doc(summary="Create a personal API token (shown once)")
 @token_required
 @bp.input(ApiTokenIn, arg_name="body")
 @bp.output(ApiTokenCreatedOut, status_code=201)
 def create_api_token(body: dict[str, Any]) -> dict[str, Any]:
+    _require_active_session()
     session = get_session()
     row, token = api_tokens.create_token(session, owner=g.user, name=body["name"].strip(),
                                          lifetime=timedelta(days=body["expires_in_days"]))
     session.commit()
-    return {**ApiTokenOut().dump(row), "token": token}
+    # The output schema serialises; handing it already-dumped strings made this a 500.
+    return {**{name: getattr(row, name) for name in ApiTokenOut().fields}, "token": token}
 
 
 @bp.get("/api/tokens")
@@ -181,6 +194,7 @@ def create_api_token(body: dict[str, Any]) -> dict[str, Any]:
 @token_required
 @bp.output(ApiTokenOut(many=True))
 def list_api_tokens() -> Any:
+    _require_active_session()
     everybody = request.args.get("all") == "1" and g.user["permission_level"] == "admin"
     return api_tokens.list_tokens(get_session(), None if everybody else g.user["sub"])
 
@@ -190,6 +204,7 @@ def list_api_tokens() -> Any:
 @token_required
 @bp.output({}, status_code=204)
 def revoke_api_token(token_id: int) -> Any:
+    _require_active_session()
     owner = None if g.user["permission_level"] == "admin" else g.user["sub"]
     session = get_session()
     if not api_tokens.revoke_token(session, token_id, owner_sub=owner):
