@@ -188,3 +188,75 @@ def status_command() -> None:
         health = "healthy" if pid and processes.is_healthy(url) else "-"
         table.add_row(name, str(pid or "-"), url, health)
     Console().print(table)
+
+
+@main.group("keycloak")
+def keycloak_group() -> None:
+    """Use a Keycloak server as the identity provider."""
+
+
+@keycloak_group.command("configure")
+@click.option("--server-url", default="http://127.0.0.1:8080", show_default=True,
+              help="Keycloak's base URL (no /auth suffix since Keycloak 17).")
+@click.option("--admin-user", envvar="KEYCLOAK_ADMIN", default="admin", show_default=True,
+              help="Keycloak administrator in the master realm [env KEYCLOAK_ADMIN].")
+@click.option("--admin-password", envvar="KEYCLOAK_ADMIN_PASSWORD", prompt=True,
+              hide_input=True, help="Their password [env KEYCLOAK_ADMIN_PASSWORD; else asked].")
+@click.option("--realm", default="hivematrix", show_default=True, help="Realm to configure.")
+@click.option("--redirect-uri", "redirect_uris", multiple=True,
+              default=["https://localhost/auth/callback", "http://127.0.0.1:8000/auth/callback"],
+              show_default=True, help="Login redirect URI of core-client (repeatable).")
+@click.option("--post-logout-redirect-uri", "logout_uris", multiple=True,
+              help="Post-logout redirect URI (repeatable) [default: each redirect URI's "
+                   "origin + /*].")
+@click.option("--realm-admin", default="admin", show_default=True,
+              help="HiveMatrix administrator created in the realm (group admins).")
+@click.option("--verify/--no-verify", default=True, show_default=True,
+              help="Check Keycloak's TLS certificate.")
+def keycloak_configure(server_url: str, admin_user: str, admin_password: str, realm: str,
+                       redirect_uris: tuple[str, ...], logout_uris: tuple[str, ...],
+                       realm_admin: str, verify: bool) -> None:
+    """Create (or complete) the realm, core-client, groups, mappers and first administrator.
+
+    Safe to run again: only what is missing is created. The client secret goes into
+    $HIVEMATRIX_HOME/configs/master_config.json.
+    """
+    import warnings
+
+    from hivematrix.cli import keycloak
+
+    if not verify:
+        console.print("[yellow]warning:[/yellow] Keycloak's TLS certificate is not checked")
+    settings = keycloak.KeycloakSettings(
+        server_url=server_url, realm=realm, redirect_uris=redirect_uris,
+        post_logout_redirect_uris=logout_uris, admin_username=realm_admin)
+    try:
+        with (console.status(f"configuring Keycloak at {server_url}..."),
+              warnings.catch_warnings()):
+            # Said once above instead of once per request.
+            warnings.filterwarnings("ignore", message="Unverified HTTPS request")
+            admin = keycloak.connect(server_url, admin_user, admin_password, realm=realm,
+                                     verify=verify)
+            result = keycloak.configure(admin, settings)
+    except keycloak.KeycloakSetupError as exc:
+        raise click.ClickException(str(exc)) from exc
+    for item in result.created:
+        console.print(f"[green]created[/green] {item}")
+    for item in result.updated:
+        console.print(f"[yellow]updated[/yellow] {item}")
+    try:
+        path = keycloak.write_master_config(_home(), result)
+    except keycloak.KeycloakSetupError as exc:
+        if result.password_notice:  # the only chance to see it
+            console.print(result.password_notice, markup=False, highlight=False)
+        raise click.ClickException(str(exc)) from exc
+    table = Table("setting", "value", title="Keycloak for HiveMatrix")
+    table.add_row("realm URL", result.realm_url)
+    table.add_row("client", result.client_id)
+    table.add_row("client secret", f"written to {path}")
+    table.add_row("administrator", f"{result.admin_username} (group admins)")
+    console.print(table)
+    if result.password_notice:
+        console.print(result.password_notice, markup=False, highlight=False)
+    if not result.created and not result.updated:
+        console.print("nothing to change: Keycloak was already configured")
