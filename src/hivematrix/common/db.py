@@ -152,6 +152,19 @@ def current_revision(package: str, url: str) -> str | None:
         engine.dispose()
 
 
+def own_tables(metadata: MetaData) -> Any:
+    """An Alembic ``include_name`` filter: only this service's tables.
+
+    Services may share one database, so autogenerate must never propose dropping another
+    service's tables (or its version table).
+    """
+
+    def include_name(name: str | None, type_: str, _parents: Any) -> bool:
+        return type_ != "table" or name in metadata.tables
+
+    return include_name
+
+
 def run_migrations(target_metadata: MetaData) -> None:
     """Body of every service's ``migrations/env.py``."""
     from alembic import context
@@ -159,7 +172,8 @@ def run_migrations(target_metadata: MetaData) -> None:
     config = context.config
     connection = config.attributes.get("connection")
     options: dict[str, Any] = {"target_metadata": target_metadata, "compare_type": True,
-                               "version_table": config.attributes["version_table"]}
+                               "version_table": config.attributes["version_table"],
+                               "include_name": own_tables(target_metadata)}
     if context.is_offline_mode():
         context.configure(url=config.attributes["url"], literal_binds=True, **options)
         with context.begin_transaction():

@@ -394,3 +394,32 @@ def migrated_database(package: str, url: str) -> Iterator[str]:
             config.attributes["connection"] = connection
             command.downgrade(config, "base")
         engine.dispose()
+
+
+def assert_migrations_match_models(package: str, metadata: Any, url: str) -> None:
+    """Fail when a migrated database differs from the models (a migration is missing)."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    from hivematrix.common import db
+
+    engine = db.make_engine(url)
+    try:
+        with engine.connect() as connection:
+            context = MigrationContext.configure(connection, opts={
+                "compare_type": True, "version_table": db.version_table(package),
+                "include_name": db.own_tables(metadata)})
+            differences = compare_metadata(context, metadata)
+    finally:
+        engine.dispose()
+    assert differences == [], f"models and migrations of {package} differ: {differences}"
+
+
+def assert_single_migration_head(package: str) -> None:
+    """Fail when two migrations branch from the same parent (parallel work not merged)."""
+    from alembic.script import ScriptDirectory
+
+    from hivematrix.common import db
+
+    heads = ScriptDirectory.from_config(db.alembic_config(package, "sqlite://")).get_heads()
+    assert len(heads) == 1, f"{package} has {len(heads)} migration heads: {heads}"
