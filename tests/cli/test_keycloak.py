@@ -427,8 +427,8 @@ def test_first_run_creates_everything_and_writes_master_config(
     client = fake_keycloak.client("hivematrix", "core-client")
     assert client["publicClient"] is False and client["standardFlowEnabled"] is True
     assert client["attributes"]["pkce.code.challenge.method"] == "S256"
-    assert client["redirectUris"] == ["https://localhost/auth/callback",
-                                      "http://127.0.0.1:8000/auth/callback"]
+    assert client["redirectUris"] == ["https://localhost/keycloak-callback",
+                                      "http://127.0.0.1:8000/keycloak-callback"]
     assert client["attributes"]["post.logout.redirect.uris"].split("##") == [
         "https://localhost/*", "http://127.0.0.1:8000/*"]
     assert sorted(g["name"] for g in realm.groups.values()) == [
@@ -498,7 +498,7 @@ def test_existing_setup_is_completed_not_replaced(
     admin.change_current_realm("hivematrix")
     client_uuid = admin.create_client({"clientId": "core-client", "publicClient": False,
                                        "standardFlowEnabled": True,
-                                       "redirectUris": ["https://hm.example.test/auth/callback"]})
+                                       "redirectUris": ["https://hm.example.test/keycloak-callback"]})
     admin.create_group({"name": "admins"})
     user_id = admin.create_user({"username": "admin", "enabled": True})
     admin.set_user_password(user_id, "operator-chosen", temporary=False)
@@ -511,9 +511,9 @@ def test_existing_setup_is_completed_not_replaced(
     assert realm.representation["enabled"] is True
     client = realm.clients[client_uuid]
     assert client["attributes"]["pkce.code.challenge.method"] == "S256"
-    assert client["redirectUris"] == ["https://hm.example.test/auth/callback",
-                                      "https://localhost/auth/callback",
-                                      "http://127.0.0.1:8000/auth/callback"]
+    assert client["redirectUris"] == ["https://hm.example.test/keycloak-callback",
+                                      "https://localhost/keycloak-callback",
+                                      "http://127.0.0.1:8000/keycloak-callback"]
     assert len(realm.clients) == 1 and len(realm.groups) == 4
     assert fake_keycloak.group_names_of("hivematrix", user_id) == {"admins"}
     assert realm.passwords[user_id]["value"] == "operator-chosen"  # never reset
@@ -524,12 +524,12 @@ def test_existing_setup_is_completed_not_replaced(
 def test_options_choose_realm_uris_and_admin(hm_home: Path, fake_keycloak: FakeKeycloak) -> None:
     result = run_configure(
         fake_keycloak.url + "/", "--realm", "msp", "--realm-admin", "Boss",
-        "--redirect-uri", "https://hm.example.test/auth/callback",
+        "--redirect-uri", "https://hm.example.test/keycloak-callback",
         "--post-logout-redirect-uri", "https://hm.example.test/",
         "--post-logout-redirect-uri", "https://hm.example.test/login")
     assert result.exit_code == 0, result.output
     client = fake_keycloak.client("msp", "core-client")
-    assert client["redirectUris"] == ["https://hm.example.test/auth/callback"]
+    assert client["redirectUris"] == ["https://hm.example.test/keycloak-callback"]
     assert client["attributes"]["post.logout.redirect.uris"] == (
         "https://hm.example.test/##https://hm.example.test/login")
     user = fake_keycloak.user("msp", "boss")

@@ -20,7 +20,7 @@ from hivematrix.cli import main
 from hivematrix.common.testing import ServiceProcess
 
 pytestmark = pytest.mark.processes
-REDIRECT_URI = "http://127.0.0.1:8000/auth/callback"
+REDIRECT_URI = "http://127.0.0.1:8000/keycloak-callback"
 
 
 @pytest.fixture

@@ -25,7 +25,7 @@ from hivematrix.identity import SERVICE, accounts, create_app
 
 REALM = "/realms/hivematrix"
 OIDC = f"{REALM}/protocol/openid-connect"
-CALLBACK = "http://127.0.0.1:8000/auth/callback"
+CALLBACK = "http://127.0.0.1:8000/keycloak-callback"
 PASSWORD = "correct horse battery"
 
 

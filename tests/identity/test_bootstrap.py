@@ -96,12 +96,13 @@ def test_keycloak_url_comes_from_services_json(settings: dict[str, Any], hm_home
 
 def test_redirect_uris_are_updated_on_each_start(settings: dict[str, Any]) -> None:
     restart(settings)
-    app = restart(settings, IDENTITY_REDIRECT_URIS="https://hm.example.test/auth/callback")
+    app = restart(settings, IDENTITY_REDIRECT_URIS="https://hm.example.test/keycloak-callback")
     with app.extensions["hivematrix.db"].transaction() as session:
         client = session.query(OAuthClient).one()
-        assert client.redirect_uris == ["https://hm.example.test/auth/callback"]
+        assert client.redirect_uris == ["https://hm.example.test/keycloak-callback"]
         assert client.client_metadata["post_logout_redirect_uris"] == [
-            "https://hm.example.test/auth/callback", "https://hm.example.test/"]
+            "https://hm.example.test/keycloak-callback", "https://hm.example.test/",
+            "https://hm.example.test/logged-out"]
 
 
 @pytest.mark.parametrize(("name", "value"), [

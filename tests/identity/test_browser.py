@@ -31,13 +31,13 @@ def callback() -> Iterator[tuple[str, list[dict[str, str]]]]:
     seen: list[dict[str, str]] = []
     app = Flask("callback")
 
-    @app.get("/auth/callback")
+    @app.get("/keycloak-callback")
     def receive() -> str:
         seen.append(dict(request.args))
         return "<!DOCTYPE html><title>Core</title><p>Signed in</p>"
 
     with serve_wsgi(app) as url:
-        yield f"{url}/auth/callback", seen
+        yield f"{url}/keycloak-callback", seen
 
 
 def start_identity(hm_home: Path, fake_core: FakeCore, redirect_uri: str,
@@ -113,7 +113,7 @@ def test_first_admin_signs_in_through_the_real_page(browser: Any, hm_home: Path,
 
 @pytest.mark.processes
 def test_parallel_workers_bootstrap_exactly_once(hm_home: Path, fake_core: FakeCore) -> None:
-    service = start_identity(hm_home, fake_core, "http://127.0.0.1:8000/auth/callback",
+    service = start_identity(hm_home, fake_core, "http://127.0.0.1:8000/keycloak-callback",
                              "--workers", "3")
     try:
         assert httpx.get(f"{service.url}/health").json()["status"] == "healthy"

@@ -203,7 +203,7 @@ def test_wrong_client_secret_is_401(rp: RelyingParty, make_user) -> None:
 def test_redirect_uri_must_match_at_token_endpoint(rp: RelyingParty, make_user) -> None:
     make_user("kai")
     request, code = rp.code_for("kai")
-    request.redirect_uri = "https://localhost/auth/callback"
+    request.redirect_uri = "https://localhost/keycloak-callback"
     assert rp.exchange(request, code).json["error"] == "invalid_grant"
 
 

@@ -28,7 +28,7 @@ def test_unregistered_post_logout_redirect_is_not_followed(client: FlaskClient, 
     assert rp.userinfo(signed_in["access_token"]).status_code == 401
 
 
-@pytest.mark.parametrize("target", ["http://127.0.0.1:8000/auth/callback", "https://localhost/"])
+@pytest.mark.parametrize("target", ["http://127.0.0.1:8000/keycloak-callback", "https://localhost/"])
 def test_registered_post_logout_redirects(client: FlaskClient, signed_in: dict,
                                           target: str) -> None:
     response = client.post(f"{OIDC}/logout", data={

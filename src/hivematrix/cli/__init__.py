@@ -204,7 +204,7 @@ def keycloak_group() -> None:
               hide_input=True, help="Their password [env KEYCLOAK_ADMIN_PASSWORD; else asked].")
 @click.option("--realm", default="hivematrix", show_default=True, help="Realm to configure.")
 @click.option("--redirect-uri", "redirect_uris", multiple=True,
-              default=["https://localhost/auth/callback", "http://127.0.0.1:8000/auth/callback"],
+              default=["https://localhost/keycloak-callback", "http://127.0.0.1:8000/keycloak-callback"],
               show_default=True, help="Login redirect URI of core-client (repeatable).")
 @click.option("--post-logout-redirect-uri", "logout_uris", multiple=True,
               help="Post-logout redirect URI (repeatable) [default: each redirect URI's "

@@ -34,7 +34,7 @@ from hivematrix.common.registry import write_json
 DEFAULT_SERVER_URL = "http://127.0.0.1:8080"
 DEFAULT_REALM = "hivematrix"
 CLIENT_ID = "core-client"
-DEFAULT_REDIRECT_URIS = ("https://localhost/auth/callback", "http://127.0.0.1:8000/auth/callback")
+DEFAULT_REDIRECT_URIS = ("https://localhost/keycloak-callback", "http://127.0.0.1:8000/keycloak-callback")
 #: Permission groups, mapped to permission levels by Core (DESIGN.md section 4).
 GROUPS = ("admins", "technicians", "billing", "client")
 ADMIN_GROUP = "admins"

@@ -65,6 +65,7 @@ def create_service_app(
     blueprints: Iterable[Blueprint] = (),
     defaults: Mapping[str, Any] | None = None,
     database: bool = True,
+    trust_forwarded: bool = True,
 ) -> APIFlask:
     """Build a service's app with everything every service shares.
 
@@ -74,6 +75,8 @@ def create_service_app(
     :param blueprints: the service's views, registered before rate limits are applied.
     :param defaults: the service's own setting defaults.
     :param database: attach ``DATABASE_URL`` as the service's database.
+    :param trust_forwarded: apply ``X-Forwarded-*`` (one hop). Backends trust Nexus; Nexus
+        itself faces the network and trusts them only behind a configured TLS terminator.
     """
     config = load_settings(name, settings, defaults=defaults)
     app = APIFlask(import_name or f"hivematrix.{name}", title=title or f"HiveMatrix {name}",
@@ -90,7 +93,8 @@ def create_service_app(
     )
     # Nexus forwards one hop of X-Forwarded-For/Proto/Host/Prefix; services listen on
     # 127.0.0.1 only, so nobody else can set them.
-    app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1, x_prefix=1)  # type: ignore[method-assign]
+    if trust_forwarded:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1, x_prefix=1)  # type: ignore[method-assign]
 
     # Order matters: the correlation id must exist before anything logs or fails.
     logging.configure_logging(name, app.config["LOG_LEVEL"], app.config["LOG_JSON"])

@@ -68,6 +68,13 @@ def init_app(app: Flask) -> Limiter:
         storage_uri=app.config["RATELIMIT_STORAGE_URI"],
     )
     limiter.init_app(app)
+
+    @limiter.request_filter
+    def static_files() -> bool:
+        # Assets come by the dozen with every page; they are no one's budget.
+        endpoint = request.endpoint or ""
+        return endpoint == "static" or endpoint.endswith(".static")
+
     views: dict[str, Any] = app.view_functions
     for endpoint, view in list(views.items()):
         if getattr(view, "__rate_limit_exempt__", False):

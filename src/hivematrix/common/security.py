@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from flask import Flask, Response, request
 from flask_wtf.csrf import CSRFProtect
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 _SAFE_METHODS = {"GET", "HEAD", "OPTIONS", "TRACE"}
 
@@ -36,6 +40,18 @@ def needs_csrf_check() -> bool:
     return not (bodyless and "Authorization" in request.headers)
 
 
+def csrf_exempt(view: F) -> F:
+    """Mark a view that checks its callers another way (client credentials, a proxy whose
+    backend checks its own forms)."""
+    view.__csrf_exempt__ = True  # type: ignore[attr-defined]
+    return view
+
+
+def _is_exempt(app: Flask) -> bool:
+    view = app.view_functions.get(request.endpoint or "")
+    return bool(getattr(view, "__csrf_exempt__", False))
+
+
 def init_app(app: Flask) -> CSRFProtect:
     """Enable CSRF checks (see :func:`needs_csrf_check`) and the security headers."""
     if not app.config.get("SECRET_KEY"):
@@ -56,7 +72,8 @@ def init_app(app: Flask) -> CSRFProtect:
     def check_csrf() -> None:
         # Unrouted requests fall through to their 404/405 instead of a CSRF complaint.
         routed = request.routing_exception is None
-        if routed and app.config.get("WTF_CSRF_ENABLED", True) and needs_csrf_check():
+        if (routed and app.config.get("WTF_CSRF_ENABLED", True) and needs_csrf_check()
+                and not _is_exempt(app)):
             csrf.protect()
 
     @app.after_request

@@ -7,10 +7,9 @@ ID-token key lives in ``$HIVEMATRIX_HOME/identity/keys/signing.pem``.
 
 from __future__ import annotations
 
-import functools
 import logging
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -35,8 +34,8 @@ DEFAULTS: dict[str, Any] = {
     #: Fixed issuer URL (e.g. the public address through Nexus); unset: from each request.
     "IDENTITY_ISSUER": None,
     #: Space-separated callback URLs of ``core-client``; applied at every start.
-    "IDENTITY_REDIRECT_URIS": "http://127.0.0.1:8000/auth/callback "
-                              "https://localhost/auth/callback",
+    "IDENTITY_REDIRECT_URIS": "http://127.0.0.1:8000/keycloak-callback "
+                              "https://localhost/keycloak-callback",
     #: Space-separated; unset: the redirect URIs and the roots of their sites.
     "IDENTITY_POST_LOGOUT_REDIRECT_URIS": None,
     "IDENTITY_ACCESS_TOKEN_SECONDS": 300,
@@ -63,15 +62,12 @@ def create_app(settings: Mapping[str, Any] | None = None) -> APIFlask:
     from hivematrix.identity import bootstrap
     from hivematrix.identity.api import api
     from hivematrix.identity.provider import IdentityProvider, ProviderSettings
-    from hivematrix.identity.views import bp, logout, revoke, token, userinfo
+    from hivematrix.identity.views import bp
 
     app = create_service_app(SERVICE.name, settings, title="HiveMatrix Identity",
                              blueprints=[bp, api], defaults=DEFAULTS)
     config = app.config
     _check_settings(config)
-    # Called by clients with their own credentials (or from the RP's logout form), not by
-    # pages of this service: CSRF tokens do not apply (logout checks one when it must).
-    _exempt_from_csrf(app, [token, userinfo, revoke, logout])
 
     home = Path(config["HIVEMATRIX_HOME"])
     key = bootstrap.load_or_create_signing_key(bootstrap.signing_key_path(home))
@@ -107,18 +103,6 @@ def _check_settings(config: Mapping[str, Any]) -> None:
                  "IDENTITY_LOCKOUT_MAX_SECONDS"):
         if config[name] < 1:
             raise StartupError(f"setting {name} must be a positive number")
-
-
-def _exempt_from_csrf(app: Flask, views: Iterable[Callable[..., Any]]) -> None:
-    """Exempt ``views`` from the kit's CSRF check.
-
-    The kit calls ``CSRFProtect.protect()`` without applying flask-wtf's exemption list, so
-    this app's instance is told to apply it.
-    """
-    csrf = app.extensions["csrf"]
-    for view in views:
-        csrf.exempt(view)
-    csrf.protect = functools.partial(type(csrf).protect, csrf, apply_exemptions=True)
 
 
 class FirstStart:

@@ -158,12 +158,13 @@ def parse_uris(setting: str, raw: str | None) -> list[str]:
 
 
 def default_post_logout_uris(redirect_uris: list[str]) -> list[str]:
-    """Where Core may send the browser after logout: its callbacks and their sites' roots."""
-    roots = []
+    """Where Nexus may send the browser after logout: its callbacks, their sites' roots and
+    logged-out pages."""
+    landings = []
     for uri in redirect_uris:
         parts = urlsplit(uri)
-        roots.append(f"{parts.scheme}://{parts.netloc}/")
-    return list(dict.fromkeys([*redirect_uris, *roots]))
+        landings += [f"{parts.scheme}://{parts.netloc}/", f"{parts.scheme}://{parts.netloc}/logged-out"]
+    return list(dict.fromkeys([*redirect_uris, *landings]))
 
 
 def public_base_url(home: Path, issuer: str | None, realm: str, default_port: int) -> str:

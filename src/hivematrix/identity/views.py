@@ -23,7 +23,7 @@ from wtforms import ValidationError
 from hivematrix.common import ratelimit
 from hivematrix.common.db import get_session
 from hivematrix.common.errors import problem
-from hivematrix.common.security import CONTENT_SECURITY_POLICY
+from hivematrix.common.security import CONTENT_SECURITY_POLICY, csrf_exempt
 from hivematrix.identity import accounts, bootstrap
 from hivematrix.identity.lockout import LockoutPolicy, normalise
 from hivematrix.identity.models import User
@@ -215,6 +215,7 @@ def _change_password(realm: str, found: IdentityProvider, grant: Any) -> Respons
 @bp.doc(summary="Token endpoint",
         description="authorization_code (with PKCE code_verifier) and refresh_token grants; "
                     "client_secret_basic or client_secret_post.")
+@csrf_exempt  # called with client credentials, or checks its own token
 def token(realm: str) -> Response:
     response = provider(realm).server.create_token_response()
     # Commit whatever happened, failures included: a spent code stays spent.
@@ -224,12 +225,14 @@ def token(realm: str) -> Response:
 
 @bp.route(f"{OIDC}/userinfo", methods=["GET", "POST"])
 @bp.doc(summary="Claims about the user of an access token")
+@csrf_exempt  # called with client credentials, or checks its own token
 def userinfo(realm: str) -> Response:
     return provider(realm).server.create_endpoint_response("userinfo")
 
 
 @bp.post(f"{OIDC}/revoke")
 @bp.doc(summary="Revoke an access or refresh token (RFC 7009)")
+@csrf_exempt  # called with client credentials, or checks its own token
 def revoke(realm: str) -> Response:
     response = provider(realm).server.create_endpoint_response("revocation")
     get_session().commit()
@@ -248,6 +251,7 @@ def _csrf_ok() -> bool:
 
 @bp.route(f"{OIDC}/logout", methods=["GET", "POST"])
 @bp.doc(hide=True)
+@csrf_exempt  # called with client credentials, or checks its own token
 def logout(realm: str) -> Response:
     """End the browser's session; redirect only to a URI registered for the client."""
     found = provider(realm)

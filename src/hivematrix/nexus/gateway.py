@@ -1,0 +1,163 @@
+"""The reverse proxy: ``/<service>/<path>`` to the service, ``/keycloak/<path>`` to the IdP.
+
+Bodies stream both ways (uploads, downloads, server-sent events) without being held in
+memory; only HTML pages, which get Nexus's navigation and stylesheet, are read whole (up to
+``NEXUS_COMPOSE_MAX_BYTES``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+from flask import Blueprint, current_app, g, redirect, request, url_for
+from werkzeug.wrappers import Response
+
+from hivematrix.common import ratelimit
+from hivematrix.common.errors import problem, wants_html
+from hivematrix.common.logging import current_correlation_id
+from hivematrix.common.security import csrf_exempt
+from hivematrix.nexus import proxy
+from hivematrix.nexus.compose import is_composable
+from hivematrix.nexus.directory import ServiceDirectory
+from hivematrix.nexus.oidc import PUBLIC_PREFIX
+
+gw = Blueprint("gateway", __name__)
+
+METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+CHUNK = 64 * 1024
+#: Cookies that belong to Nexus and never reach a backend (nor may a backend set them).
+OWN_COOKIES = frozenset({"hm_session", "hm_nexus_session"})
+
+
+def _http() -> httpx.Client:
+    client: httpx.Client = current_app.extensions["nexus.http"]
+    return client
+
+
+def _body() -> Iterator[bytes] | None:
+    if request.content_length == 0 or (request.content_length is None
+                                        and "chunked" not in request.headers.get(
+                                            "Transfer-Encoding", "").lower()):
+        return None
+    stream = request.stream
+
+    def chunks() -> Iterator[bytes]:
+        while chunk := stream.read(CHUNK):
+            yield chunk
+
+    return chunks()
+
+
+def _timeout() -> httpx.Timeout:
+    config = current_app.config
+    # Server-sent events may stay quiet for minutes between events.
+    read = None if "text/event-stream" in request.headers.get("Accept", "") \
+        else config["NEXUS_READ_TIMEOUT"]
+    return httpx.Timeout(connect=config["NEXUS_CONNECT_TIMEOUT"], read=read, write=60.0,
+                         pool=10.0)
+
+
+def forward(service: str, base_url: str, path: str, token: str | None) -> Response:
+    """Send the current request to ``base_url/path`` and relay the answer."""
+    forwarding = proxy.Forwarding(
+        service=service, client_ip=request.remote_addr or "", proto=request.scheme,
+        host=request.host, port=str(request.environ.get("SERVER_PORT", "")),
+        correlation_id=current_correlation_id() or "", token=token)
+    headers = proxy.request_headers(request.headers.items(), forwarding, OWN_COOKIES,
+                                    request.headers.get("Content-Length"))
+    url = f"{base_url}/{path}"
+    query = request.query_string.decode("latin-1")
+    if query:
+        url = f"{url}?{query}"
+    outgoing = _http().build_request(request.method, url, headers=headers, content=_body(),
+                                     timeout=_timeout())
+    try:
+        upstream = _http().send(outgoing, stream=True)
+    except httpx.TimeoutException:
+        return problem(504, f"The service '{service}' did not answer in time.",
+                       title="Gateway timeout")
+    except httpx.HTTPError:
+        current_app.logger.warning(f"backend {service} unreachable at {base_url}")
+        return problem(502, f"The service '{service}' is not reachable right now.",
+                       title="Service unavailable")
+    return relay(upstream, service, base_url)
+
+
+def relay(upstream: httpx.Response, service: str, base_url: str) -> Response:
+    headers = proxy.response_headers(upstream.headers.multi_items(), service=service,
+                                     backend_origin=base_url, own_cookies=OWN_COOKIES)
+    content_type = upstream.headers.get("Content-Type")
+    length = upstream.headers.get("Content-Length")
+    limit = current_app.config["NEXUS_COMPOSE_MAX_BYTES"]
+    small = length is None or (length.isdigit() and int(length) <= limit)
+    if request.method != "HEAD" and is_composable(content_type) and small:
+        try:
+            body = upstream.read()  # decoded: composition works on the page itself
+        except httpx.HTTPError:
+            return problem(502, f"The service '{service}' broke off its answer.",
+                           title="Service unavailable")
+        finally:
+            upstream.close()
+        headers = [(k, v) for k, v in headers if k.lower() != "content-encoding"]
+        response = Response(body, status=upstream.status_code, headers=headers)
+        g.nexus_compose = True
+        return response
+
+    def stream() -> Iterator[bytes]:
+        try:
+            yield from upstream.iter_raw(CHUNK)
+        except httpx.HTTPError:
+            current_app.logger.warning(f"backend {service} broke off a streamed answer")
+        finally:
+            upstream.close()
+
+    response = Response(stream(), status=upstream.status_code, headers=headers,
+                        direct_passthrough=True)
+    if length is not None:
+        response.headers["Content-Length"] = length
+    if content_type is None:
+        del response.headers["Content-Type"]
+    response.call_on_close(upstream.close)
+    return response
+
+
+def _sign_in_first() -> Response:
+    if request.method in ("GET", "HEAD") and wants_html():
+        return redirect(url_for("nexus.login", next=request.full_path.rstrip("?")))
+    return problem(401, "Sign in first.", headers={"WWW-Authenticate": 'Bearer realm="hivematrix"'})
+
+
+@gw.route("/<service>/", defaults={"path": ""}, methods=METHODS,
+          provide_automatic_options=False)
+@gw.route("/<service>/<path:path>", methods=METHODS, provide_automatic_options=False)
+@csrf_exempt  # each backend checks its own forms
+@ratelimit.exempt  # each backend limits per user; one page can mean dozens of requests
+def service_proxy(service: str, path: str) -> Response:
+    directory: ServiceDirectory = current_app.extensions["nexus.directory"]
+    entry = directory.get(service)
+    if entry is None or not entry.proxied:
+        return problem(404, f"There is no service called '{service}'.", title="Unknown service")
+    user = g.get("nexus_user")
+    if user is None:
+        return _sign_in_first()
+    if not entry.allows(user.claims.get("permission_level")):
+        return problem(403, f"You do not have access to '{entry.title}'.", title="Forbidden")
+    g.nexus_service = service
+    return forward(service, entry.url, path, user.token)
+
+
+@gw.route(f"{PUBLIC_PREFIX}/<path:path>", methods=METHODS, provide_automatic_options=False)
+@csrf_exempt
+@ratelimit.exempt  # the provider limits its own sign-in attempts
+def identity_proxy(path: str) -> Response:
+    """The provider's public pages and endpoints (sign-in page, logout), for browsers."""
+    if not path.startswith(("realms/", "resources/")):
+        return problem(404, "Not found.")
+    base = current_app.config["KEYCLOAK_BACKEND_URL"].rstrip("/")
+    return forward(PUBLIC_PREFIX.strip("/"), base, path, None)
+
+
+def needs_user(endpoint: str | None) -> bool:
+    return endpoint in {"gateway.service_proxy", "nexus.home", "nexus.get_preferences",
+                        "nexus.put_preferences", "nexus.design"}

@@ -1,0 +1,125 @@
+"""The signed-in user of a browser session: verified, checked for revocation, renewed in time.
+
+The session holds the HiveMatrix JWT and the identity provider's refresh token. Each request
+verifies the JWT locally (Core's keys, cached), asks :class:`SessionChecker` whether Core
+still knows the session (cached, or told at once over Redis), and shortly before the JWT
+expires swaps the refresh token for a new one, so an active user is never cut off hourly.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from flask import current_app, request, session
+
+from hivematrix.common.auth import InvalidToken, TokenVerifier
+from hivematrix.nexus.core_client import CoreClient, ExchangeRefused, SessionChecker
+from hivematrix.nexus.oidc import LoginRejected, OidcClient, ProviderTokens, ProviderUnavailable
+from hivematrix.nexus.sessions import TOUCHED_KEY
+
+#: Session keys.
+JWT, REFRESH, ID_TOKEN, LOGIN, PREFS = "jwt", "refresh_token", "id_token", "login", "prefs"
+#: Renew when the JWT has less than this many seconds left.
+RENEW_MARGIN = 300
+
+_renewing = threading.Lock()
+
+
+@dataclass(frozen=True)
+class SignedIn:
+    token: str
+    claims: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Services:
+    """What sign-in needs, kept in ``app.extensions["nexus"]``."""
+
+    verifier: TokenVerifier
+    checker: SessionChecker
+    core: CoreClient
+    oidc: OidcClient
+
+
+def services() -> Services:
+    found: Services = current_app.extensions["nexus"]
+    return found
+
+
+def store_sign_in(hivematrix_token: str, tokens: ProviderTokens) -> None:
+    session[JWT] = hivematrix_token
+    session[REFRESH] = tokens.refresh_token
+    if tokens.id_token:
+        session[ID_TOKEN] = tokens.id_token
+
+
+def sign_out_locally() -> None:
+    session.clear()
+
+
+def current_user() -> SignedIn | None:
+    """The session's user, or ``None`` (signed out, revoked, expired beyond renewal).
+
+    :raises CoreUnavailable: Core cannot say whether the session is still valid.
+    """
+    token = session.get(JWT)
+    if not token:
+        return None
+    found = services()
+    try:
+        claims = found.verifier.verify(token).claims
+    except InvalidToken:
+        claims = None
+    if claims is None or claims.get("type") == "service":
+        return _renew_or_drop(None)
+    if not found.checker.is_active(str(claims.get("jti")), token):
+        sign_out_locally()  # revoked at Core: never renewed
+        return None
+    if claims["exp"] - time.time() < RENEW_MARGIN:
+        return _renew_or_drop(SignedIn(token, claims))
+    return SignedIn(token, claims)
+
+
+def _renew_or_drop(current: SignedIn | None) -> SignedIn | None:
+    """Renew with the refresh token; keep ``current`` while the provider is merely down."""
+    refresh_token = session.get(REFRESH)
+    if not refresh_token:
+        if current is None:
+            sign_out_locally()
+        return current
+    found = services()
+    with _renewing:
+        # Another thread may have renewed this session meanwhile (a page and its assets):
+        # re-read it so the spent refresh token is not replayed (which revokes the sign-in).
+        fresh = current_app.session_interface.store.load(session.sid) if session.sid else None
+        if fresh and fresh.get(JWT) != session.get(JWT):
+            session[JWT], session[REFRESH] = fresh.get(JWT), fresh.get(REFRESH)
+            session[ID_TOKEN] = fresh.get(ID_TOKEN)
+            claims = found.verifier.verify(session[JWT]).claims
+            return SignedIn(session[JWT], claims)
+        try:
+            tokens = found.oidc.refresh(refresh_token)
+            new_token = found.core.exchange(tokens.access_token, request.remote_addr)
+            claims = found.verifier.verify(new_token).claims
+        except (LoginRejected, ExchangeRefused, InvalidToken):
+            sign_out_locally()
+            return None
+        except ProviderUnavailable:
+            if current is None:
+                sign_out_locally()
+            return current
+        old = session.get(JWT)
+        store_sign_in(new_token, tokens)
+        if session.sid:
+            # Save now, inside the lock, so a concurrent request sees the new tokens.
+            interface = current_app.session_interface
+            interface.store.save(session.sid, {**dict(session), TOUCHED_KEY: int(time.time())},
+                                 interface.idle)
+    if old:
+        found.core.revoke(old)  # the superseded Core session should not linger
+    current_app.logger.info("renewed a browser session",
+                            extra={"username": claims.get("preferred_username")})
+    return SignedIn(new_token, claims)
