@@ -37,8 +37,9 @@ def rate_limit_key() -> str:
     return f"ip:{request.remote_addr}"
 
 
-def limit(spec: str) -> Callable[[F], F]:
-    """Mark a view with its own limit, e.g. ``@limit("10 per minute")``."""
+def limit(spec: str | Callable[[], str]) -> Callable[[F], F]:
+    """Mark a view with its own limit, e.g. ``@limit("10 per minute")`` (or a callable
+    returning one, read per request)."""
 
     def mark(view: F) -> F:
         view.__rate_limit__ = spec  # type: ignore[attr-defined]

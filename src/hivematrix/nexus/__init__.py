@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import timedelta
+from http.cookiejar import CookieJar, DefaultCookiePolicy
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,10 @@ DEFAULTS: dict[str, Any] = {
     #: How long Core's "still valid" answer is trusted. Without a revocation feed this bounds
     #: how late a revocation is noticed; with one (REVOCATION_REDIS_URL) it can be long.
     "NEXUS_SESSION_CHECK_SECONDS": 0.5,
+    #: Renew the HiveMatrix JWT (with the IdP refresh token) when less than this is left.
+    "NEXUS_RENEW_MARGIN_SECONDS": 300,
+    #: Per client IP, for /login and /keycloak-callback each.
+    "NEXUS_LOGIN_RATE_LIMIT": "10 per minute",
     "NEXUS_CONNECT_TIMEOUT": 5.0,
     "NEXUS_READ_TIMEOUT": 60.0,
     "NEXUS_COMPOSE_MAX_BYTES": 5 * 1024 * 1024,
@@ -101,10 +106,12 @@ def create_app(settings: Mapping[str, Any] | None = None) -> APIFlask:
     app.extensions["nexus"] = signin.Services(app.extensions["hivematrix.auth"], checker, core,
                                               oidc)
     app.extensions["nexus.directory"] = ServiceDirectory(home / "services.json")
-    # One pooled client for all proxied requests; redirects are the browser's business.
+    # One pooled client for all proxied requests. Redirects are the browser's business, and
+    # so are cookies: a jar that keeps none, or one user's cookies would go out with the next
+    # user's requests.
     app.extensions["nexus.http"] = httpx.Client(
-        follow_redirects=False, limits=httpx.Limits(max_connections=200,
-                                                    max_keepalive_connections=50))
+        follow_redirects=False, cookies=CookieJar(DefaultCookiePolicy(allowed_domains=[])),
+        limits=httpx.Limits(max_connections=200, max_keepalive_connections=50))
     hooks.init_app(app)
 
     def session_store_check() -> Any:

@@ -106,7 +106,8 @@ def relay(upstream: httpx.Response, service: str, base_url: str) -> Response:
 
     def stream() -> Iterator[bytes]:
         try:
-            yield from upstream.iter_raw(CHUNK)
+            # As they arrive, not gathered into fixed chunks: events must not wait.
+            yield from upstream.iter_raw()
         except httpx.HTTPError:
             current_app.logger.warning(f"backend {service} broke off a streamed answer")
         finally:

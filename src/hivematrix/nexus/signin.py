@@ -22,8 +22,6 @@ from hivematrix.nexus.sessions import TOUCHED_KEY
 
 #: Session keys.
 JWT, REFRESH, ID_TOKEN, LOGIN, PREFS = "jwt", "refresh_token", "id_token", "login", "prefs"
-#: Renew when the JWT has less than this many seconds left.
-RENEW_MARGIN = 300
 
 _renewing = threading.Lock()
 
@@ -78,7 +76,7 @@ def current_user() -> SignedIn | None:
     if not found.checker.is_active(str(claims.get("jti")), token):
         sign_out_locally()  # revoked at Core: never renewed
         return None
-    if claims["exp"] - time.time() < RENEW_MARGIN:
+    if claims["exp"] - time.time() < current_app.config["NEXUS_RENEW_MARGIN_SECONDS"]:
         return _renew_or_drop(SignedIn(token, claims))
     return SignedIn(token, claims)
 
@@ -107,7 +105,8 @@ def _renew_or_drop(current: SignedIn | None) -> SignedIn | None:
         except (LoginRejected, ExchangeRefused, InvalidToken):
             sign_out_locally()
             return None
-        except ProviderUnavailable:
+        except ProviderUnavailable as exc:
+            current_app.logger.warning(f"could not renew a browser session: {exc}")
             if current is None:
                 sign_out_locally()
             return current

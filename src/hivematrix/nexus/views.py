@@ -67,7 +67,7 @@ def home() -> Response:
 
 @bp.get("/login")
 @bp.doc(hide=True)
-@ratelimit.limit("10 per minute")
+@ratelimit.limit(lambda: current_app.config["NEXUS_LOGIN_RATE_LIMIT"])
 def login() -> Response:
     """Start the authorization code flow (PKCE, state and nonce kept server-side)."""
     oidc = signin.services().oidc
@@ -84,7 +84,7 @@ def login() -> Response:
 
 @bp.get("/keycloak-callback")
 @bp.doc(hide=True)
-@ratelimit.limit("20 per minute")
+@ratelimit.limit(lambda: current_app.config["NEXUS_LOGIN_RATE_LIMIT"])
 def callback() -> Response:
     """Finish sign-in: check state, swap the code, check the ID token, get a HiveMatrix JWT."""
     login_request = LoginRequest.from_dict(session.pop(signin.LOGIN, None))
