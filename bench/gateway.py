@@ -221,6 +221,14 @@ def wait_healthy(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
     raise RuntimeError(f"{url} did not answer:\n{log.read_text(errors='replace')}")
 
 
+def control_socket_off() -> list[str]:
+    """gunicorn 27 and later open a control socket in ~/.gunicorn unless told not to."""
+    from importlib.metadata import version
+
+    major = int(version("gunicorn").split(".")[0])
+    return ["--no-control-socket"] if major >= 27 else []
+
+
 def start_benchpage(work: Path, procs: Processes) -> str:
     folder = work / "benchpage"
     folder.mkdir()
@@ -230,7 +238,7 @@ def start_benchpage(work: Path, procs: Processes) -> str:
     log = work / "benchpage.log"
     procs.popen("benchpage", [sys.executable, "-m", "gunicorn", "-k", "gthread", "--threads",
                               "8", "-w", "1", "-b", f"127.0.0.1:{port}", "--chdir", str(folder),
-                              "benchpage_app:app"], log, cwd=folder)
+                              *control_socket_off(), "benchpage_app:app"], log, cwd=folder)
     url = f"http://127.0.0.1:{port}"
     wait_healthy(url + "/", procs.others["benchpage"], log)
     return url
@@ -489,18 +497,47 @@ def rss_mib(root: int) -> float:
     return kib / 1024
 
 
-def logged_statuses(log: Path, offset: int) -> tuple[Counter[int], int]:
-    """Status codes of the request lines a service logged after ``offset``; the new offset."""
-    counts: Counter[int] = Counter()
-    with open(log, "rb") as stream:
-        stream.seek(offset)
-        data = stream.read()
-    for raw in data.splitlines():
-        with contextlib.suppress(ValueError, AttributeError):
-            entry = json.loads(raw)
+class LogWindow:
+    """The JSON lines a service logged since the last look."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.offset = path.stat().st_size
+
+    def new(self) -> list[dict[str, Any]]:
+        with open(self.path, "rb") as stream:
+            stream.seek(self.offset)
+            data = stream.read()
+        self.offset += len(data)
+        entries = []
+        for raw in data.splitlines():
+            with contextlib.suppress(ValueError):
+                entry = json.loads(raw)
+                if isinstance(entry, dict):
+                    entries.append(entry)
+        return entries
+
+
+@dataclass
+class Logged:
+    """What Nexus and Core logged while one figure was measured."""
+
+    statuses: Counter[int]
+    warnings: list[str]
+    validations: int  # Core's POST /api/token/validate, which Nexus asks per session
+
+    @classmethod
+    def read(cls, nexus: LogWindow, core: LogWindow) -> Logged:
+        statuses: Counter[int] = Counter()
+        warnings = []
+        for entry in nexus.new():
             if entry.get("message") == "request" and "status" in entry:
-                counts[int(entry["status"])] += 1
-    return counts, offset + len(data)
+                statuses[int(entry["status"])] += 1
+            elif str(entry.get("level", "")).upper() not in ("INFO", "DEBUG"):
+                warnings.append(f"{entry.get('level')}: {entry.get('message')}")
+        validations = sum(1 for entry in core.new() if entry.get("message") == "request"
+                          and entry.get("path") == "/api/token/validate")
+        return cls(statuses, warnings, validations)
 
 
 # --- composition cost ------------------------------------------------------------------------
@@ -567,25 +604,23 @@ def composition_cost() -> None:
 class Measured:
     result: Result
     gateway_cpu_us: float | None  # CPU of the gateway process per request
-    nexus_statuses: Counter[int] | None
+    logged: Logged
 
 
 def measure_all(found: list[Target], load: Callable[[Target, float], Result],
                 warmup: float, seconds: float, gateways: dict[str, int],
-                nexus_log: Path) -> dict[tuple[str, str], Measured]:
+                logs: tuple[LogWindow, LogWindow]) -> dict[tuple[str, str], Measured]:
     measured: dict[tuple[str, str], Measured] = {}
-    offset = nexus_log.stat().st_size
     for target in found:
         load(target, warmup)
         gateway = gateways.get(target.path)
         before = cpu_seconds(gateway) if gateway else 0.0
-        _, offset = logged_statuses(nexus_log, offset)
+        Logged.read(*logs)  # skip the warm-up's lines
         result = load(target, seconds)
-        statuses, offset = logged_statuses(nexus_log, offset)
+        logged = Logged.read(*logs)
         cpu = (cpu_seconds(gateway) - before) / result.requests * 1e6 \
             if gateway and result.requests else None
-        measured[(target.kind, target.path)] = Measured(
-            result, cpu, statuses if target.path == "nexus" else None)
+        measured[(target.kind, target.path)] = Measured(result, cpu, logged)
         print(f"  measured {target.kind:<4} via {target.path:<6} {result.rate:9,.0f} req/s",
               flush=True)
     return measured
@@ -610,13 +645,19 @@ def report(measured: dict[tuple[str, str], Measured]) -> None:
         direct = measured[(kind, "direct")].result.rate
         print(f"  {kind:<4}  Nexus/nginx {nexus / nginx:5.2f}   Nexus/direct {nexus / direct:5.2f}"
               f"   nginx/direct {nginx / direct:5.2f}")
-    print("\nstatus codes Nexus logged while measured:")
+    print("\nwhat Nexus and Core logged while Nexus was measured:")
     for kind in KINDS:
-        statuses = measured[(kind, "nexus")].nexus_statuses or Counter()
-        listed = ", ".join(f"{code}: {count:,}" for code, count in sorted(statuses.items()))
-        print(f"  {kind:<4}  {listed or 'none'}  (the load generator counted "
-              f"{measured[(kind, 'nexus')].result.requests:,} answers; Nexus also logs those "
-              "still in flight when it stops)")
+        item = measured[(kind, "nexus")]
+        listed = ", ".join(f"{code}: {count:,}"
+                           for code, count in sorted(item.logged.statuses.items()))
+        print(f"  {kind:<4}  Nexus answered {listed or 'nothing'} (the load generator counted "
+              f"{item.result.requests:,}; Nexus also logs requests in flight when it stops)")
+        print(f"        Core validated a token {item.logged.validations:,} times for Nexus "
+              f"({item.logged.validations / item.result.seconds:.1f}/s, one session)")
+        for line in item.logged.warnings[:5]:
+            print(f"        Nexus logged {line}")
+        if len(item.logged.warnings) > 5:
+            print(f"        ... {len(item.logged.warnings) - 5} more warnings")
 
 
 def machine() -> None:
@@ -664,7 +705,8 @@ def run(args: argparse.Namespace, work: Path, procs: Processes) -> None:
     gateways = {"nexus": nexus.process.pid if nexus.process else 0,
                 "nginx": procs.others["nginx"].pid}
     rss_before = rss_mib(gateways["nexus"])
-    measured = measure_all(found, load, args.warmup, args.seconds, gateways, nexus.log_path)
+    logs = (LogWindow(nexus.log_path), LogWindow(procs.services["core"].log_path))
+    measured = measure_all(found, load, args.warmup, args.seconds, gateways, logs)
     rss_after = rss_mib(gateways["nexus"])
     for target in found:
         check(target)  # still signed in, still composed

@@ -4,8 +4,6 @@ Redis tests use the shared Redis with a unique key prefix per test (never FLUSHD
 test starts its own throwaway ``redis-server`` on a free port and kills only that one.
 """
 
-import shutil
-import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -22,9 +20,9 @@ from flask import Flask
 from hivematrix.common.db import Database
 from hivematrix.common.testing import (
     FakeIdentityProvider,
+    ThrowawayRedis,
     free_port,
     migrated_database,
-    unavailable,
 )
 from hivematrix.core import SERVICE, create_app
 from hivematrix.core.models import CoreSession
@@ -398,58 +396,6 @@ def test_revocation_reaches_a_redis_subscriber_within_a_second(
 
 
 # --- through the API: Redis goes away and comes back --------------------------------------------
-
-class ThrowawayRedis:
-    """A private ``redis-server`` on a free port that keeps nothing on disk."""
-
-    def __init__(self, folder: Path) -> None:
-        executable = shutil.which("redis-server")
-        if executable is None:
-            unavailable("redis-server")
-        self.executable = executable
-        self.folder = folder
-        self.port = free_port()
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        with open(self.folder / "redis.log", "ab") as log:
-            self.process = subprocess.Popen(
-                [self.executable, "--port", str(self.port), "--bind", "127.0.0.1",
-                 "--save", "", "--appendonly", "no", "--dir", str(self.folder)],
-                stdout=log, stderr=subprocess.STDOUT)
-        client = redis.Redis(port=self.port, socket_connect_timeout=1)
-        deadline = time.monotonic() + 10
-        try:
-            while True:
-                try:
-                    client.ping()
-                    return
-                except redis.ConnectionError:
-                    if self.process.poll() is not None or time.monotonic() > deadline:
-                        log_text = (self.folder / "redis.log").read_text(errors="replace")
-                        raise RuntimeError(f"redis-server did not start:\n{log_text}") from None
-                    time.sleep(0.05)
-        finally:
-            client.close()
-
-    def kill(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(10)
-
-
-@pytest.fixture
-def throwaway_redis(tmp_path: Path) -> Iterator[ThrowawayRedis]:
-    server = ThrowawayRedis(tmp_path / "redis")
-    server.start()
-    yield server
-    server.kill()
-
 
 def assert_store_down_problem(response: Any) -> None:
     assert response.status_code == 503

@@ -260,3 +260,18 @@ def test_the_jwt_is_renewed_with_the_refresh_token(tmp_path: Path, echo: str) ->
     finally:
         for process in platform.processes.values():
             process.stop()
+
+
+def test_core_down_is_a_503_not_a_silent_accept(platform: Platform) -> None:
+    client = platform.login("alice")
+    assert client.get("/echo/").status_code == 200
+    core = platform.processes["core"]
+    core.stop()
+    try:
+        time.sleep(0.6)  # past the cached "still valid" answer
+        page = client.get("/echo/", headers=HTML)
+        assert page.status_code == 503 and "Core is not answering" in page.text
+        assert int(page.headers["Retry-After"]) > 0
+    finally:
+        core.start()
+    assert client.get("/echo/").status_code == 200  # the session survived Core's restart

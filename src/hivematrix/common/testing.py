@@ -352,6 +352,63 @@ class ServiceProcess:
         self.stop()
 
 
+class ThrowawayRedis:
+    """A private ``redis-server`` on a free port that keeps nothing on disk.
+
+    For tests that stop Redis: never the machine's shared server.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        executable = shutil.which("redis-server")
+        if executable is None:
+            unavailable("redis-server")
+        self.executable = executable
+        self.folder = folder
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        with open(self.folder / "redis.log", "ab") as log:
+            self.process = subprocess.Popen(  # noqa: S603 - the machine's redis-server
+                [self.executable, "--port", str(self.port), "--bind", "127.0.0.1",
+                 "--save", "", "--appendonly", "no", "--dir", str(self.folder)],
+                stdout=log, stderr=subprocess.STDOUT)
+        import redis
+
+        client = redis.Redis(port=self.port, socket_connect_timeout=1)
+        deadline = time.monotonic() + 10
+        try:
+            while True:
+                try:
+                    client.ping()
+                    return
+                except redis.ConnectionError:
+                    if self.process.poll() is not None or time.monotonic() > deadline:
+                        log_text = (self.folder / "redis.log").read_text(errors="replace")
+                        raise RuntimeError(f"redis-server did not start:\n{log_text}") from None
+                    time.sleep(0.05)
+        finally:
+            client.close()
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
+
+
+@pytest.fixture
+def throwaway_redis(tmp_path: Path) -> Iterator[ThrowawayRedis]:
+    server = ThrowawayRedis(tmp_path / "redis")
+    server.start()
+    yield server
+    server.kill()
+
+
 @pytest.fixture(scope="session")
 def browser() -> Iterator[Any]:
     """Headless Debian Chromium driven by Playwright (never a downloaded browser)."""
