@@ -146,7 +146,7 @@ def test_the_cookie_is_opaque_http_only_and_lax(memory_app: tuple[Flask, MemoryS
     assert header.startswith(f"{COOKIE_NAME}=") and "HttpOnly" in header
     assert "SameSite=Lax" in header and "Path=/" in header and "hello" not in header
     assert client.get("/get").text == "hello"
-    assert list(store.data.values())[0]["value"] == "hello"
+    assert [data["value"] for data in store.data.values()] == ["hello"]
     app.config["SESSION_COOKIE_SECURE"] = True
     assert "Secure" in client.get("/set/again").headers["Set-Cookie"]
 
