@@ -727,11 +727,17 @@ def main() -> None:
     began = time.perf_counter()
     procs = Processes()
     work = Path(tempfile.mkdtemp(prefix="hm-bench-gateway-"))
+    interrupted = False
     try:
         run(args, work, procs)
+    except KeyboardInterrupt:
+        interrupted = True
     finally:
         procs.stop()
         shutil.rmtree(work, ignore_errors=True)
+    if interrupted:
+        print("\ninterrupted: every process stopped, temporary files removed", file=sys.stderr)
+        sys.exit(130)
     print(f"\ntotal time {time.perf_counter() - began:.0f} s")
 
 

@@ -129,7 +129,8 @@ class RevocationListener:
         while not self._stop.is_set():
             pubsub: Any = None
             try:
-                pubsub = self.client.pubsub(ignore_subscribe_messages=True)
+                pubsub = self.client.pubsub(  # type: ignore[no-untyped-call]
+                    ignore_subscribe_messages=True)
                 pubsub.subscribe(self.channel)
                 self.connected = True
                 while not self._stop.is_set():

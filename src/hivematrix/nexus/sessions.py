@@ -15,7 +15,7 @@ import hashlib
 import json
 import secrets
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any, Protocol
 
 import redis
@@ -167,6 +167,23 @@ class ServerSession(CallbackDict[str, Any], SessionMixin):
         self.replaced_sid: str | None = None
 
 
+def current() -> ServerSession:
+    """This request's session, typed (``flask.session`` is a proxy)."""
+    from flask import session
+
+    found = session._get_current_object()  # type: ignore[attr-defined]
+    assert isinstance(found, ServerSession)
+    return found
+
+
+def interface() -> ServerSessionInterface:
+    from flask import current_app
+
+    found = current_app.session_interface
+    assert isinstance(found, ServerSessionInterface)
+    return found
+
+
 def rotate(session: ServerSession) -> None:
     """Give the session a new id (at sign-in, against session fixation)."""
     if session.sid is not None:
@@ -195,7 +212,7 @@ class ServerSessionInterface(SessionInterface):
         return ServerSession(data, sid)
 
     def _needs_touch(self, session: ServerSession) -> bool:
-        touched = session.get(TOUCHED_KEY, 0)
+        touched = float(session.get(TOUCHED_KEY, 0))
         return time.time() - touched > self.idle.total_seconds() * TOUCH_FRACTION
 
     def save_session(self, app: Flask, session: SessionMixin, response: Response) -> None:
@@ -226,8 +243,3 @@ class ServerSessionInterface(SessionInterface):
         response.vary.add("Cookie")
         response.set_cookie(COOKIE_NAME, sid, max_age=int(self.idle.total_seconds()),
                             path="/", secure=secure, httponly=True, samesite="Lax")
-
-
-def expires_at(idle: timedelta) -> datetime:
-    """When a session saved now would expire."""
-    return datetime.now(UTC) + idle

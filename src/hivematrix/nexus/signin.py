@@ -16,9 +16,9 @@ from typing import Any
 from flask import current_app, request, session
 
 from hivematrix.common.auth import InvalidToken, TokenVerifier
+from hivematrix.nexus import sessions
 from hivematrix.nexus.core_client import CoreClient, ExchangeRefused, SessionChecker
 from hivematrix.nexus.oidc import LoginRejected, OidcClient, ProviderTokens, ProviderUnavailable
-from hivematrix.nexus.sessions import TOUCHED_KEY
 
 #: Session keys.
 JWT, REFRESH, ID_TOKEN, LOGIN, PREFS = "jwt", "refresh_token", "id_token", "login", "prefs"
@@ -89,10 +89,12 @@ def _renew_or_drop(current: SignedIn | None) -> SignedIn | None:
             sign_out_locally()
         return current
     found = services()
+    sid = sessions.current().sid
+    store = sessions.interface().store
     with _renewing:
         # Another thread may have renewed this session meanwhile (a page and its assets):
         # re-read it so the spent refresh token is not replayed (which revokes the sign-in).
-        fresh = current_app.session_interface.store.load(session.sid) if session.sid else None
+        fresh = store.load(sid) if sid else None
         if fresh and fresh.get(JWT) != session.get(JWT):
             session[JWT], session[REFRESH] = fresh.get(JWT), fresh.get(REFRESH)
             session[ID_TOKEN] = fresh.get(ID_TOKEN)
@@ -112,11 +114,10 @@ def _renew_or_drop(current: SignedIn | None) -> SignedIn | None:
             return current
         old = session.get(JWT)
         store_sign_in(new_token, tokens)
-        if session.sid:
+        if sid:
             # Save now, inside the lock, so a concurrent request sees the new tokens.
-            interface = current_app.session_interface
-            interface.store.save(session.sid, {**dict(session), TOUCHED_KEY: int(time.time())},
-                                 interface.idle)
+            store.save(sid, {**dict(session), sessions.TOUCHED_KEY: int(time.time())},
+                       sessions.interface().idle)
     if old:
         found.core.revoke(old)  # the superseded Core session should not linger
     current_app.logger.info("renewed a browser session",

@@ -14,7 +14,7 @@ from werkzeug.wrappers import Response
 from hivematrix.common import ratelimit
 from hivematrix.common.db import get_session
 from hivematrix.common.errors import problem
-from hivematrix.nexus import signin
+from hivematrix.nexus import sessions, signin
 from hivematrix.nexus.compose import COLOR_THEMES, THEMES
 from hivematrix.nexus.core_client import CoreUnavailable, ExchangeRefused
 from hivematrix.nexus.models import Preference
@@ -110,7 +110,7 @@ def callback() -> Response:
         return problem(503, "Sign-in is unavailable right now; try again shortly.",
                        title="Sign-in unavailable", headers={"Retry-After": "10"})
     session.clear()
-    rotate(session)  # a new session id once signed in (no fixation)
+    rotate(sessions.current())  # a new session id once signed in (no fixation)
     signin.store_sign_in(hivematrix_token, tokens)
     return redirect(login_request.next_path)
 
