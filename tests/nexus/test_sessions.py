@@ -147,8 +147,10 @@ def test_the_cookie_is_opaque_http_only_and_lax(memory_app: tuple[Flask, MemoryS
     assert "SameSite=Lax" in header and "Path=/" in header and "hello" not in header
     assert client.get("/get").text == "hello"
     assert [data["value"] for data in store.data.values()] == ["hello"]
+    assert "Secure" not in client.get("/set/plain").headers["Set-Cookie"]
+    assert "Secure" in client.get("/set/again", base_url="https://localhost").headers["Set-Cookie"]
     app.config["SESSION_COOKIE_SECURE"] = True
-    assert "Secure" in client.get("/set/again").headers["Set-Cookie"]
+    assert "Secure" in client.get("/set/forced").headers["Set-Cookie"]
 
 
 def test_reading_does_not_write_and_rotation_forgets_the_old_id(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import sys
 from datetime import timedelta
 from pathlib import Path
@@ -73,14 +74,34 @@ def run_command(service: str, port: int | None, workers: int, threads: int, migr
         shutil.rmtree(metrics_dir, ignore_errors=True)
         metrics_dir.mkdir(parents=True)
         env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
+    host, extra = "127.0.0.1", []
+    if service == "nexus":
+        host, extra = _nexus_serving(port or configured_port)
     argv = [
         sys.executable, "-m", "gunicorn", f"{spec.factory}()",
         "--config", "python:hivematrix.cli.gunicorn_config",
-        "--bind", f"127.0.0.1:{port or configured_port}",
+        "--bind", f"{host}:{port or configured_port}",
         "--workers", str(workers), "--threads", str(threads), "--worker-class", "gthread",
-        "--name", f"hivematrix-{service}",
+        "--name", f"hivematrix-{service}", *extra,
     ]
     os.execve(sys.executable, argv, env)  # noqa: S606 - replaces this process with gunicorn
+
+
+def _nexus_serving(https_port: int) -> tuple[str, list[str]]:
+    """Nexus alone faces the network: its address, TLS, and the plain-HTTP redirect."""
+    from urllib.parse import urlsplit
+
+    from hivematrix.nexus import DEFAULTS
+    from hivematrix.nexus.serving import prepare
+
+    config = load_settings("nexus", defaults=DEFAULTS)
+    serving = prepare(_home(), config)
+    if serving.redirect_port:
+        public_host = urlsplit(config["NEXUS_PUBLIC_URL"] or "").hostname or ""
+        # Same process group as gunicorn, so stopping Nexus stops the redirect too.
+        subprocess.Popen([sys.executable, "-m", "hivematrix.nexus.redirect", serving.host,  # noqa: S603
+                          str(serving.redirect_port), str(https_port), public_host])
+    return serving.host, serving.gunicorn_args
 
 
 def _upgrade(spec: ServiceSpec) -> None:
@@ -165,6 +186,13 @@ def start_command(services: tuple[str, ...], timeout: float) -> None:
                           f"{home / 'logs' / f'{name}.log'}")
     if failed:
         raise SystemExit(1)
+    if "nexus" in specs:
+        url, _port = _address("nexus", specs["nexus"])
+        console.print(f"Open [bold]{url}/[/bold] in a browser.")
+        password_file = home / "initial-admin-password"
+        if password_file.exists():
+            console.print(f"First sign-in: user [bold]admin[/bold], password in {password_file} "
+                          "(you will be asked to change it).")
 
 
 @main.command("stop")
@@ -260,3 +288,55 @@ def keycloak_configure(server_url: str, admin_user: str, admin_password: str, re
         console.print(result.password_notice, markup=False, highlight=False)
     if not result.created and not result.updated:
         console.print("nothing to change: Keycloak was already configured")
+
+
+@main.group("tls")
+def tls_group() -> None:
+    """Nexus's HTTPS certificate."""
+
+
+def _describe(info: object) -> str:
+    from hivematrix.nexus.tls import CertificateInfo
+
+    assert isinstance(info, CertificateInfo)
+    kind = "self-signed" if info.self_signed else "issued"
+    return (f"{info.subject} ({kind}) for {', '.join(info.names) or 'no names'}, "
+            f"valid until {info.not_after:%Y-%m-%d}")
+
+
+@tls_group.command("install")
+@click.argument("cert", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("key", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def tls_install_command(cert: Path, key: Path) -> None:
+    """Install CERT (PEM, with its chain) and KEY for Nexus, e.g. from certbot."""
+    from hivematrix.nexus import tls
+
+    try:
+        info = tls.install(_home(), cert.read_bytes(), key.read_bytes())
+    except tls.CertificateError as exc:
+        raise click.ClickException(str(exc)) from exc
+    console.print(f"[green]installed[/green] {_describe(info)}; restart Nexus to use it "
+                  "(`hivematrix stop nexus && hivematrix start nexus`).")
+
+
+@tls_group.command("self-signed")
+@click.option("--hostname", required=True, help="The name browsers use for Nexus.")
+@click.option("--name", "names", multiple=True, help="More DNS names or IP addresses.")
+def tls_self_signed_command(hostname: str, names: tuple[str, ...]) -> None:
+    """Make and install a self-signed certificate (browsers will warn until replaced)."""
+    from hivematrix.nexus import tls
+
+    cert, key = tls.self_signed(hostname, [hostname, *names])
+    console.print(f"[green]installed[/green] {_describe(tls.install(_home(), cert, key))}")
+
+
+@tls_group.command("show")
+def tls_show_command() -> None:
+    """Describe the installed certificate."""
+    from hivematrix.nexus import tls
+
+    try:
+        info = tls.installed(_home())
+    except tls.CertificateError as exc:
+        raise click.ClickException(f"the installed certificate is unusable: {exc}") from exc
+    console.print(_describe(info) if info else "no certificate installed")

@@ -30,6 +30,15 @@ SERVICE = ServiceSpec(
 )
 
 DEFAULTS: dict[str, Any] = {
+    #: Where ``hivematrix run nexus`` listens: 127.0.0.1 for the embedded default, 0.0.0.0 to
+    #: face the network (the only service that may).
+    "NEXUS_HOST": "127.0.0.1",
+    #: Serve HTTPS with $HIVEMATRIX_HOME/nexus/tls/ (a self-signed pair is made if missing).
+    "NEXUS_TLS": False,
+    #: The name the self-signed certificate is for (default: this machine's FQDN).
+    "NEXUS_HOSTNAME": None,
+    #: With TLS: answer plain HTTP here with a redirect to HTTPS (e.g. 80; 0 for none).
+    "NEXUS_HTTP_REDIRECT_PORT": 0,
     #: The public address (``https://hm.example.com``); unset: taken from each request.
     "NEXUS_PUBLIC_URL": None,
     #: Behind an operator's TLS terminator: trust one hop of X-Forwarded-* headers.

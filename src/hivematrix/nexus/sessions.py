@@ -19,7 +19,7 @@ from datetime import timedelta
 from typing import Any, Protocol
 
 import redis
-from flask import Flask, Request, Response
+from flask import Flask, Request, Response, request
 from flask.sessions import SessionInterface, SessionMixin
 from sqlalchemy import delete
 from sqlalchemy.exc import SQLAlchemyError
@@ -219,7 +219,8 @@ class ServerSessionInterface(SessionInterface):
         assert isinstance(session, ServerSession)
         if session.unavailable:
             return
-        secure = bool(app.config.get("SESSION_COOKIE_SECURE"))
+        # Secure whenever the browser came over HTTPS (Nexus's TLS or a trusted terminator).
+        secure = bool(app.config.get("SESSION_COOKIE_SECURE")) or request.is_secure
         try:
             if session.replaced_sid:
                 self.store.delete(session.replaced_sid)
