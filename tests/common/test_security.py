@@ -27,6 +27,11 @@ def form_submit() -> dict[str, object]:
     return {"saved": request.form.get("title") or request.get_json(silent=True)}
 
 
+@bp.route("/item", methods=["PUT", "PATCH", "DELETE"])
+def change_item() -> dict[str, str]:
+    return {"changed": request.method}
+
+
 @bp.get("/public")
 def public() -> dict[str, str]:
     return {"hello": "world"}
@@ -127,6 +132,13 @@ def test_other_cross_site_submittable_types_need_a_token(client: FlaskClient,
 
 def test_form_post_to_a_missing_route_is_404_not_a_csrf_error(client: FlaskClient) -> None:
     assert client.post("/nowhere", data={"a": "b"}).status_code == 404
+
+
+@pytest.mark.parametrize("method", ["PUT", "PATCH", "DELETE"])
+def test_methods_no_form_can_send_need_no_token(client: FlaskClient, method: str) -> None:
+    # Cross-site, a browser sends these only after a CORS preflight, which is never granted.
+    response = client.open("/item", method=method, data={"x": "1"})
+    assert response.status_code == 200 and response.json == {"changed": method}
 
 
 def test_safe_methods_need_no_token(client: FlaskClient, auth: dict[str, str]) -> None:

@@ -134,6 +134,8 @@ def _write_services(home: Path, ports: dict[str, int], echo_url: str) -> None:
                          "admin_only": True, "billing_or_admin_only": False}
     services["books"] = {"url": echo_url, "port": echo_port, "title": "Books", "visible": True,
                          "admin_only": False, "billing_or_admin_only": True}
+    services["beacon"] = {"url": echo_url, "port": echo_port, "title": "Beacon", "visible": True,
+                          "admin_only": False, "billing_or_admin_only": False}
     (home / "services.json").write_text(json.dumps(services))
 
 

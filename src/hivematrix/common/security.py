@@ -36,6 +36,10 @@ def needs_csrf_check() -> bool:
     """
     if request.method in _SAFE_METHODS or request.is_json:
         return False
+    if request.method != "POST":
+        # PUT, PATCH and DELETE cannot come from a form or a no-CORS fetch: a browser sends
+        # them cross-site only after a preflight that no HiveMatrix service grants.
+        return False
     bodyless = not request.content_type and not request.content_length
     return not (bodyless and "Authorization" in request.headers)
 

@@ -57,6 +57,8 @@ DEFAULTS: dict[str, Any] = {
     "NEXUS_CONNECT_TIMEOUT": 5.0,
     "NEXUS_READ_TIMEOUT": 60.0,
     "NEXUS_COMPOSE_MAX_BYTES": 5 * 1024 * 1024,
+    #: What display links may open (space-separated path prefixes): wall screens only.
+    "NEXUS_DISPLAY_PATHS": "/beacon/display/ /beacon/api/tickets /beacon/static/",
     "REDIS_URL": "redis://127.0.0.1:6379/0",
     "REDIS_KEY_PREFIX": "hivematrix:",
     #: Core's Redis, where it announces revocations (``<prefix>revocations``).

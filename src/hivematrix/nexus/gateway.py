@@ -14,10 +14,12 @@ from flask import Blueprint, current_app, g, redirect, request, url_for
 from werkzeug.wrappers import Response
 
 from hivematrix.common import ratelimit
+from hivematrix.common.db import get_session
 from hivematrix.common.errors import problem, wants_html
 from hivematrix.common.logging import current_correlation_id
 from hivematrix.common.security import csrf_exempt
-from hivematrix.nexus import proxy
+from hivematrix.common.service_client import ServiceCallError, ServiceClient
+from hivematrix.nexus import display, proxy
 from hivematrix.nexus.compose import is_composable
 from hivematrix.nexus.directory import ServiceDirectory
 from hivematrix.nexus.oidc import PUBLIC_PREFIX
@@ -27,7 +29,7 @@ gw = Blueprint("gateway", __name__)
 METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 CHUNK = 64 * 1024
 #: Cookies that belong to Nexus and never reach a backend (nor may a backend set them).
-OWN_COOKIES = frozenset({"hm_session", "hm_nexus_session"})
+OWN_COOKIES = frozenset({"hm_session", "hm_nexus_session", display.COOKIE})
 
 
 def _http() -> httpx.Client:
@@ -58,7 +60,8 @@ def _timeout() -> httpx.Timeout:
                          pool=10.0)
 
 
-def forward(service: str, base_url: str, path: str, token: str | None) -> Response:
+def forward(service: str, base_url: str, path: str, token: str | None,
+            extra_headers: list[tuple[str, str]] | None = None) -> Response:
     """Send the current request to ``base_url/path`` and relay the answer."""
     forwarding = proxy.Forwarding(
         service=service, client_ip=request.remote_addr or "", proto=request.scheme,
@@ -66,8 +69,9 @@ def forward(service: str, base_url: str, path: str, token: str | None) -> Respon
         correlation_id=current_correlation_id() or "", token=token)
     headers = proxy.request_headers(request.headers.items(), forwarding, OWN_COOKIES,
                                     request.headers.get("Content-Length"))
+    headers += extra_headers or []
     url = f"{base_url}/{path}"
-    query = request.query_string.decode("latin-1")
+    query = _query_without_display_token()
     if query:
         url = f"{url}?{query}"
     outgoing = _http().build_request(request.method, url, headers=headers, content=_body(),
@@ -82,6 +86,15 @@ def forward(service: str, base_url: str, path: str, token: str | None) -> Respon
         return problem(502, f"The service '{service}' is not reachable right now.",
                        title="Service unavailable")
     return relay(upstream, service, base_url)
+
+
+def _query_without_display_token() -> str:
+    """The query string as sent, minus a display token (backends never see it)."""
+    query = request.query_string.decode("latin-1")
+    if display.TOKEN_PARAM not in query:
+        return query
+    return "&".join(part for part in query.split("&")
+                    if part.split("=", 1)[0] != display.TOKEN_PARAM)
 
 
 def relay(upstream: httpx.Response, service: str, base_url: str) -> Response:
@@ -141,11 +154,37 @@ def service_proxy(service: str, path: str) -> Response:
         return problem(404, f"There is no service called '{service}'.", title="Unknown service")
     user = g.get("nexus_user")
     if user is None:
-        return _sign_in_first()
+        return _display_or_sign_in(service, entry.url, path)
     if not entry.allows(user.claims.get("permission_level")):
         return problem(403, f"You do not have access to '{entry.title}'.", title="Forbidden")
     g.nexus_service = service
     return forward(service, entry.url, path, user.token)
+
+
+def _display_or_sign_in(service: str, base_url: str, path: str) -> Response:
+    """Wall displays: a valid display link opens its pages without a user session."""
+    prefixes = display.allowed_prefixes(current_app.config["NEXUS_DISPLAY_PATHS"])
+    from_query = request.args.get(display.TOKEN_PARAM)
+    token = from_query or request.cookies.get(display.COOKIE)
+    link = display.find(get_session(), token) if token and len(token) < 100 else None
+    if link is None or not display.admits(link, request.path, prefixes):
+        return _sign_in_first()
+    client: ServiceClient = current_app.extensions["hivematrix.service_client"]
+    try:
+        service_token = client.token_for(service)
+    except ServiceCallError as exc:
+        current_app.logger.error(f"display link cannot reach {service}: {exc}")
+        return problem(503, "The display cannot be shown right now; it retries by itself.",
+                       title="Service unavailable", headers={"Retry-After": "10"})
+    response = forward(service, base_url, path, service_token,
+                       [("X-HiveMatrix-Display", link.name)])
+    if from_query:
+        # Later requests of the display (its data, its assets) carry the token as a cookie.
+        max_age = (int((link.expires_at - link.created_at).total_seconds())
+                   if link.expires_at else 365 * 24 * 3600)
+        response.set_cookie(display.COOKIE, from_query, max_age=max_age, path=f"/{service}",
+                            httponly=True, samesite="Lax", secure=request.is_secure)
+    return response
 
 
 @gw.route(f"{PUBLIC_PREFIX}/<path:path>", methods=METHODS, provide_automatic_options=False)
@@ -161,4 +200,5 @@ def identity_proxy(path: str) -> Response:
 
 def needs_user(endpoint: str | None) -> bool:
     return endpoint in {"gateway.service_proxy", "nexus.home", "nexus.get_preferences",
-                        "nexus.put_preferences", "nexus.design"}
+                        "nexus.put_preferences", "nexus.design", "nexus.list_display_links",
+                        "nexus.create_display_link", "nexus.revoke_display_link"}

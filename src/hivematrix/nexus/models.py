@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import String, Text
+from sqlalchemy import Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from hivematrix.common.db import UTCDateTime, utcnow
@@ -35,3 +35,20 @@ class Preference(Base):
     theme: Mapped[str] = mapped_column(String(16), default="light")
     color_theme: Mapped[str] = mapped_column(String(16), default="purple")
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class DisplayLink(Base):
+    """A revocable link that opens a wall display (Beacon's TV view) without signing in."""
+
+    __tablename__ = "nexus_display_links"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    #: The page the link opens, e.g. ``/beacon/display/helpdesk``.
+    path: Mapped[str] = mapped_column(String(300))
+    #: SHA-256 of the token; the token itself is shown once, in the link.
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_by: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

@@ -2,22 +2,25 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
 from apiflask import APIBlueprint
-from apiflask.fields import String
-from apiflask.validators import OneOf
+from apiflask.fields import Integer, String
+from apiflask.validators import Length, OneOf
 from flask import current_app, g, redirect, render_template, request, session, url_for
+from sqlalchemy import select
 from werkzeug.wrappers import Response
 
 from hivematrix.common import ratelimit
 from hivematrix.common.db import get_session
 from hivematrix.common.errors import problem
-from hivematrix.nexus import sessions, signin
+from hivematrix.nexus import display, sessions, signin
 from hivematrix.nexus.compose import COLOR_THEMES, THEMES
 from hivematrix.nexus.core_client import CoreUnavailable, ExchangeRefused
-from hivematrix.nexus.models import Preference
+from hivematrix.nexus.models import DisplayLink, Preference
 from hivematrix.nexus.oidc import LoginRejected, LoginRequest, ProviderUnavailable
 from hivematrix.nexus.sessions import rotate
 
@@ -160,30 +163,41 @@ def preferences_for(subject: str) -> dict[str, str]:
     return prefs
 
 
-def _require_user() -> signin.SignedIn | Response:
-    user = g.get("nexus_user")
-    if user is None:
-        return problem(401, "Sign in first.")
-    return user  # type: ignore[no-any-return]
+def signed_in(*, admin: bool = False) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Nexus's own APIs: a signed-in browser (an admin's, with ``admin``).
+
+    Placed above ``@bp.input`` so strangers hear 401 (and non-admins 403) before any field
+    is checked. The view gets the user as ``user``.
+    """
+
+    def decorator(view: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            user = g.get("nexus_user")
+            if user is None:
+                return problem(401, "Sign in first.")
+            if admin and user.claims.get("permission_level") != "admin":
+                return problem(403, "This requires permission level: admin.")
+            return view(*args, user=user, **kwargs)
+
+        return wrapper
+
+    return decorator
 
 
 @bp.get("/nexus/api/preferences")
 @bp.doc(summary="The signed-in user's theme and colour theme")
-def get_preferences() -> Any:
-    user = _require_user()
-    if isinstance(user, Response):
-        return user
+@signed_in()
+def get_preferences(user: signin.SignedIn) -> Any:
     return preferences_for(str(user.claims["sub"]))
 
 
 @bp.put("/nexus/api/preferences")
 @bp.doc(summary="Change the signed-in user's theme or colour theme")
+@signed_in()
 @bp.input({"theme": String(validate=OneOf(THEMES)),
            "color_theme": String(validate=OneOf(COLOR_THEMES))}, location="json", arg_name="data")
-def put_preferences(data: dict[str, str]) -> Any:
-    user = _require_user()
-    if isinstance(user, Response):
-        return user
+def put_preferences(data: dict[str, str], user: signin.SignedIn) -> Any:
     subject = str(user.claims["sub"])
     prefs = {**preferences_for(subject), **data}
     db = get_session()
@@ -193,3 +207,59 @@ def put_preferences(data: dict[str, str]) -> Any:
     db.commit()
     session[signin.PREFS] = {"sub": subject, **prefs}
     return prefs
+
+
+# --- display links (wall screens) ----------------------------------------------------------
+
+def _link_json(link: DisplayLink, token: str | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "id": link.id, "name": link.name, "path": link.path, "created_by": link.created_by,
+        "created_at": link.created_at.isoformat(),
+        "expires_at": link.expires_at.isoformat() if link.expires_at else None,
+        "revoked": link.revoked_at is not None}
+    if token:
+        body["url"] = f"{site_root().rstrip('/')}{link.path}?{display.TOKEN_PARAM}={token}"
+    return body
+
+
+@bp.get("/nexus/api/display-links")
+@bp.doc(summary="Display links for wall screens (admins)")
+@signed_in(admin=True)
+def list_display_links(user: signin.SignedIn) -> Any:
+    links = get_session().scalars(select(DisplayLink).order_by(DisplayLink.id))
+    return {"links": [_link_json(link) for link in links]}
+
+
+@bp.post("/nexus/api/display-links")
+@bp.doc(summary="Create a display link; its URL (with the token) is shown only now")
+@signed_in(admin=True)
+@bp.input({"name": String(required=True, validate=Length(1, 100)),
+           "path": String(required=True, validate=Length(1, 300)),
+           "days": Integer(load_default=None, allow_none=True)},
+          location="json", arg_name="data")
+def create_display_link(data: dict[str, Any], user: signin.SignedIn) -> Any:
+    db = get_session()
+    try:
+        created = display.create(
+            db, name=data["name"], path=data["path"],
+            created_by=str(user.claims.get("preferred_username") or user.claims["sub"]),
+            prefixes=display.allowed_prefixes(current_app.config["NEXUS_DISPLAY_PATHS"]),
+            days=data["days"])
+    except display.DisplayLinkError as exc:
+        field, _, message = str(exc).partition(": ")
+        db.rollback()
+        return problem(422, str(exc), errors={"json": {field: [message]}})
+    db.commit()
+    return _link_json(created.link, created.token), 201
+
+
+@bp.delete("/nexus/api/display-links/<int:link_id>")
+@bp.doc(summary="Revoke a display link at once")
+@signed_in(admin=True)
+def revoke_display_link(link_id: int, user: signin.SignedIn) -> Any:
+    db = get_session()
+    link = display.revoke(db, link_id)
+    if link is None:
+        return problem(404, f"There is no display link {link_id}.")
+    db.commit()
+    return "", 204
