@@ -1,6 +1,6 @@
 """What Nexus costs as a gateway, against nginx in front of the same backends, in one run.
 
-Run: .venv/bin/python bench/gateway.py [--seconds S] [--connections C]
+Run: .venv/bin/python bench/gateway.py [--seconds S] [--connections C] [--warmup W]
 
 A whole platform is started in a temporary HIVEMATRIX_HOME (identity, Core, template and
 Nexus under gunicorn, as ``hivematrix run`` starts them: 1 worker, 8 threads), plus a tiny
@@ -21,9 +21,11 @@ with wrk at a fixed number of connections for S seconds (after an unreported war
 
 Figures: requests/s and p50/p99 latency per request kind and path; the throughput ratios
 Nexus/nginx and Nexus/direct; CPU time the gateway process spent per request; Nexus's resident
-memory before and after the load; the status codes Nexus logged. Then the per-page cost of
+memory before and after the load; the status codes and warnings Nexus logged, and how often
+Core was asked to validate the session's token meanwhile. Then the per-page cost of
 ``hivematrix.nexus.compose.compose()`` on the same 100 KB page with Nexus's real chrome
-fragments (median of many in-process runs), against the reference of copying the page.
+fragments (median of many in-process runs), against the reference of copying the page, and
+the cost of rendering those fragments with ``render_chrome()``.
 
 The load generator runs on the same cores as the servers it measures; on a small machine the
 absolute figures are therefore a floor, and the ratios are what to compare.
@@ -259,7 +261,8 @@ def start_nginx(nginx: str, work: Path, procs: Processes, upstreams: dict[str, s
     return url
 
 
-def start_platform(home: Path, procs: Processes, benchpage_url: str) -> dict[str, str]:
+def start_platform(home: Path, procs: Processes, benchpage_url: str,
+                   nexus_workers: int) -> dict[str, str]:
     """identity, Core, template and Nexus in ``home``, with a user to sign in as."""
     ports = {name: free_port() for name in ("identity", "core", "template", "nexus")}
     urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
@@ -279,8 +282,9 @@ def start_platform(home: Path, procs: Processes, benchpage_url: str) -> dict[str
         "nexus": {"KEYCLOAK_BACKEND_URL": urls["identity"]},
     }
     for name in ("identity", "core", "template", "nexus"):
-        procs.services[name] = ServiceProcess(name, home, port=ports[name],
-                                              env=envs[name]).start()
+        args = ("--workers", str(nexus_workers)) if name == "nexus" else ()
+        procs.services[name] = ServiceProcess(name, home, port=ports[name], env=envs[name],
+                                              args=args).start()
     database = Database(f"sqlite:///{home}/identity/identity.db")
     with database.transaction() as session:
         accounts.create_user(session, accounts.NewUser(
@@ -675,7 +679,7 @@ def run(args: argparse.Namespace, work: Path, procs: Processes) -> None:
     home.mkdir()
     started = time.perf_counter()
     benchpage = start_benchpage(work, procs)
-    urls = start_platform(home, procs, benchpage)
+    urls = start_platform(home, procs, benchpage, args.nexus_workers)
     nginx_url = start_nginx(nginx, work, procs, {"template": urls["template"],
                                                  "benchpage": benchpage})
     found = targets(urls, nginx_url, core_jwt(home, urls), nexus_session(urls["nexus"]))
@@ -721,6 +725,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0, help="per figure")
     parser.add_argument("--warmup", type=float, default=1.0, help="unreported, per figure")
     parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--nexus-workers", type=int, default=os.cpu_count() or 1,
+                        help="gunicorn workers for Nexus (default: one per CPU, as deployed)")
     args = parser.parse_args()
     # A plain `kill` should clean up too.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))

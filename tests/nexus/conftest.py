@@ -42,7 +42,9 @@ def echo_app() -> Flask:
                             "query": request.query_string.decode(),
                             "headers": dict(request.headers), "body_length": len(body),
                             "body_start": body[:64].decode("latin-1")})
-        response.headers["Connection"] = "keep-alive, X-Secret-Hop"
+        # (A server may name hop-by-hop headers; "close" first, as http.client reads only
+        # the first Connection header when it decides whether to reuse the connection.)
+        response.headers["Connection"] = "close, X-Secret-Hop"
         response.headers["X-Secret-Hop"] = "must not pass"
         response.headers["Keep-Alive"] = "timeout=5"
         response.headers.add("Set-Cookie", "echo_pref=1; Path=/")

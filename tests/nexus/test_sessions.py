@@ -115,7 +115,7 @@ def memory_app() -> tuple[Flask, MemoryStore]:
     app = Flask("sessions")
     app.secret_key = "x"
     store = MemoryStore()
-    app.session_interface = ServerSessionInterface(store, HOUR)
+    app.session_interface = ServerSessionInterface(store, HOUR, cache_seconds=0)
 
     @app.get("/set/<value>")
     def set_value(value: str) -> str:
@@ -190,6 +190,12 @@ def test_a_store_outage_marks_the_session_unavailable(
     client.get("/set/v")
     store.down = True
     assert client.get("/get").text == "unavailable"
+    cached = ServerSessionInterface(store, HOUR, cache_seconds=60)
+    app.session_interface = cached
+    store.down = False
+    client.get("/get")
+    store.down = True
+    assert client.get("/get").text == "v"  # a recently used session rides out a blip
     store.down = False
     assert client.get("/get").text == "v"
 

@@ -125,13 +125,32 @@ class TokenVerifier:
         self.service_name = service_name
         self.issuer = issuer
         self.leeway = leeway
+        self._verified: dict[str, Principal] = {}
+
+    #: Verified tokens remembered at most (each until it expires).
+    CACHE_SIZE = 10_000
 
     def verify(self, token: str) -> Principal:
         """Return the caller a token stands for.
 
+        A token verified before is answered from memory until it expires: the same bytes
+        verify the same way, and an RS256 check costs more than the rest of a request.
+
         :raises InvalidToken: the token is malformed, forged, expired or not meant for us.
         :raises KeysUnavailable: Core's keys cannot be fetched.
         """
+        cached = self._verified.get(token)
+        if cached is not None:
+            if cached.claims["exp"] + self.leeway > time.time():
+                return cached
+            self._verified.pop(token, None)
+        principal = self._verify(token)
+        if len(self._verified) >= self.CACHE_SIZE:
+            self._verified.clear()  # simple and rare: a full cache refills from live traffic
+        self._verified[token] = principal
+        return principal
+
+    def _verify(self, token: str) -> Principal:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:

@@ -71,10 +71,13 @@ def init_app(app: Flask) -> Limiter:
     limiter.init_app(app)
 
     @limiter.request_filter
-    def static_files() -> bool:
-        # Assets come by the dozen with every page; they are no one's budget.
+    def unlimited() -> bool:
+        # Assets come by the dozen with every page; they are no one's budget. Exempt views
+        # are skipped here too, before Flask-Limiter resolves any limits (it costs).
         endpoint = request.endpoint or ""
-        return endpoint == "static" or endpoint.endswith(".static")
+        if endpoint == "static" or endpoint.endswith(".static"):
+            return True
+        return bool(getattr(app.view_functions.get(endpoint), "__rate_limit_exempt__", False))
 
     views: dict[str, Any] = app.view_functions
     for endpoint, view in list(views.items()):

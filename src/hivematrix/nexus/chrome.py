@@ -35,19 +35,43 @@ def new_nonce() -> str:
     return secrets.token_urlsafe(18)
 
 
+#: Stands in for the nonce in cached fragments (never valid base64url, so never real).
+NONCE_MARK = "@@nonce@@"
+_rendered: dict[tuple[Any, ...], tuple[str, str, str]] = {}
+
+
 def render_chrome(*, nonce: str, user: dict[str, Any] | None, services: list[ServiceEntry],
                   active: str | None, theme: str, color_theme: str) -> Chrome:
-    """The fragments for one page; without a user, only the stylesheet and theme."""
-    context = {"nonce": nonce, "version": __version__, "user": user, "services": services,
+    """The fragments for one page; without a user, only the stylesheet and theme.
+
+    The same user on the same page gets the same fragments but for the nonce, so they are
+    rendered once and the nonce is put in per response.
+    """
+    key = (None if user is None else (user.get("sub"), user.get("name"),
+                                      user.get("preferred_username"),
+                                      user.get("permission_level")),
+           tuple((entry.name, entry.title) for entry in services), active, theme, color_theme)
+    fragments = _rendered.get(key)
+    if fragments is None:
+        fragments = _render(user, services, active, theme)
+        if len(_rendered) > 4096:
+            _rendered.clear()
+        _rendered[key] = fragments
+    head, body_start, body_end = (part.replace(NONCE_MARK, nonce) for part in fragments)
+    return Chrome(theme=theme, color_theme=color_theme, head=head, body_start=body_start,
+                  body_end=body_end)
+
+
+def _render(user: dict[str, Any] | None, services: list[ServiceEntry], active: str | None,
+            theme: str) -> tuple[str, str, str]:
+    context = {"nonce": NONCE_MARK, "version": __version__, "user": user, "services": services,
                "active": active, "icons": ICONS, "generic_icon": GENERIC_ICON,
                "pre_paint": PRE_PAINT_SCRIPT, "theme": theme}
     head = render_template("nexus/chrome_head.html", **context)
     if user is None:
-        return Chrome(theme=theme, color_theme=color_theme, head=head, body_start="",
-                      body_end="")
-    return Chrome(theme=theme, color_theme=color_theme, head=head,
-                  body_start=render_template("nexus/chrome_body_start.html", **context),
-                  body_end=render_template("nexus/chrome_body_end.html", **context))
+        return head, "", ""
+    return (head, render_template("nexus/chrome_body_start.html", **context),
+            render_template("nexus/chrome_body_end.html", **context))
 
 
 def policy_with_nonce(policy: str | None, nonce: str, default: str) -> str:

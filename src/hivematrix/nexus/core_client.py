@@ -12,6 +12,7 @@ import contextlib
 import logging
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -79,6 +80,7 @@ class SessionChecker:
         self.core = core
         self.ttl = ttl
         self._verdicts: dict[str, tuple[bool, float]] = {}
+        self._inflight: dict[str, threading.Lock] = {}
         self._lock = threading.Lock()
         self.listener: RevocationListener | None = None
 
@@ -92,6 +94,32 @@ class SessionChecker:
             ttl = min(ttl, 1.0)  # notices may be missed while the listener is cut off
         if cached is not None and (not cached[0] or now - cached[1] < ttl):
             return cached[0]
+        with self._asking(jti) as first:
+            if not first:  # another thread just asked Core about this session
+                with self._lock:
+                    cached = self._verdicts.get(jti)
+                if cached is not None and time.monotonic() - cached[1] < ttl:
+                    return cached[0]
+            return self._ask(jti, token)
+
+    @contextlib.contextmanager
+    def _asking(self, jti: str) -> Iterator[bool]:
+        """One question per session at a time: the page's other requests wait for its answer."""
+        with self._lock:
+            lock = self._inflight.setdefault(jti, threading.Lock())
+        first = lock.acquire(blocking=False)
+        if not first:
+            lock.acquire()
+        try:
+            yield first
+        finally:
+            lock.release()
+            with self._lock:
+                if self._inflight.get(jti) is lock and not lock.locked():
+                    del self._inflight[jti]
+
+    def _ask(self, jti: str, token: str) -> bool:
+        now = time.monotonic()
         active = self.core.is_valid(token)
         with self._lock:
             if len(self._verdicts) >= self.MAX_ENTRIES:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-import httpx
+import urllib3
 from flask import Blueprint, current_app, g, redirect, request, url_for
 from werkzeug.wrappers import Response
 
@@ -32,9 +32,9 @@ CHUNK = 64 * 1024
 OWN_COOKIES = frozenset({"hm_session", "hm_nexus_session", display.COOKIE})
 
 
-def _http() -> httpx.Client:
-    client: httpx.Client = current_app.extensions["nexus.http"]
-    return client
+def _pool() -> urllib3.PoolManager:
+    pool: urllib3.PoolManager = current_app.extensions["nexus.http"]
+    return pool
 
 
 def _body() -> Iterator[bytes] | None:
@@ -51,13 +51,12 @@ def _body() -> Iterator[bytes] | None:
     return chunks()
 
 
-def _timeout() -> httpx.Timeout:
+def _timeout() -> urllib3.Timeout:
     config = current_app.config
     # Server-sent events may stay quiet for minutes between events.
     read = None if "text/event-stream" in request.headers.get("Accept", "") \
         else config["NEXUS_READ_TIMEOUT"]
-    return httpx.Timeout(connect=config["NEXUS_CONNECT_TIMEOUT"], read=read, write=60.0,
-                         pool=10.0)
+    return urllib3.Timeout(connect=config["NEXUS_CONNECT_TIMEOUT"], read=read)
 
 
 def forward(service: str, base_url: str, path: str, token: str | None,
@@ -67,22 +66,34 @@ def forward(service: str, base_url: str, path: str, token: str | None,
         service=service, client_ip=request.remote_addr or "", proto=request.scheme,
         host=request.host, port=str(request.environ.get("SERVER_PORT", "")),
         correlation_id=current_correlation_id() or "", token=token)
-    headers = proxy.request_headers(request.headers.items(), forwarding, OWN_COOKIES,
-                                    request.headers.get("Content-Length"))
-    headers += extra_headers or []
+    headers = urllib3.HTTPHeaderDict()
+    for name, value in proxy.request_headers(request.headers.items(), forwarding, OWN_COOKIES,
+                                             request.headers.get("Content-Length")):
+        headers.add(name, value)
+    for name, value in extra_headers or []:
+        headers.add(name, value)
     url = f"{base_url}/{path}"
     query = _query_without_display_token()
     if query:
         url = f"{url}?{query}"
-    outgoing = _http().build_request(request.method, url, headers=headers, content=_body(),
-                                     timeout=_timeout())
+    body = _body()
+    # A request without a body may be sent again on a fresh connection when a kept-alive
+    # one turns out to be closed; a streamed body cannot be replayed.
+    retries = (urllib3.Retry(total=1, connect=1, read=0, status=0, other=0, redirect=False)
+               if body is None else False)
     try:
-        upstream = _http().send(outgoing, stream=True)
-    except httpx.TimeoutException:
-        return problem(504, f"The service '{service}' did not answer in time.",
-                       title="Gateway timeout")
-    except httpx.HTTPError:
-        current_app.logger.warning(f"backend {service} unreachable at {base_url}")
+        upstream = _pool().urlopen(
+            request.method, url, body=body, headers=headers, redirect=False, retries=retries,
+            timeout=_timeout(), preload_content=False, decode_content=False,
+            chunked=body is not None and "Content-Length" not in headers)
+    except urllib3.exceptions.HTTPError as exc:
+        reason = getattr(exc, "reason", exc)
+        # (urllib3 counts a refused connection as a kind of connect timeout.)
+        if (isinstance(reason, urllib3.exceptions.TimeoutError)
+                and not isinstance(reason, urllib3.exceptions.NewConnectionError)):
+            return problem(504, f"The service '{service}' did not answer in time.",
+                           title="Gateway timeout")
+        current_app.logger.warning(f"backend {service} unreachable at {base_url}: {reason}")
         return problem(502, f"The service '{service}' is not reachable right now.",
                        title="Service unavailable")
     return relay(upstream, service, base_url)
@@ -97,8 +108,21 @@ def _query_without_display_token() -> str:
                     if part.split("=", 1)[0] != display.TOKEN_PARAM)
 
 
-def relay(upstream: httpx.Response, service: str, base_url: str) -> Response:
-    headers = proxy.response_headers(upstream.headers.multi_items(), service=service,
+def _finish(upstream: urllib3.BaseHTTPResponse, *, complete: bool) -> None:
+    """Return the backend connection to the pool only when it can carry another request.
+
+    One abandoned half-way (the browser went away) is closed, so no one reads the rest of
+    someone else's answer; so is one the backend said it would close.
+    """
+    closing = "close" in upstream.headers.get("Connection", "").lower()
+    if complete and not closing and upstream.version >= 11:
+        upstream.release_conn()
+    else:
+        upstream.close()
+
+
+def relay(upstream: urllib3.BaseHTTPResponse, service: str, base_url: str) -> Response:
+    headers = proxy.response_headers(upstream.headers.iteritems(), service=service,
                                      backend_origin=base_url, own_cookies=OWN_COOKIES)
     content_type = upstream.headers.get("Content-Type")
     length = upstream.headers.get("Content-Length")
@@ -106,33 +130,39 @@ def relay(upstream: httpx.Response, service: str, base_url: str) -> Response:
     small = length is None or (length.isdigit() and int(length) <= limit)
     if request.method != "HEAD" and is_composable(content_type) and small:
         try:
-            body = upstream.read()  # decoded: composition works on the page itself
-        except httpx.HTTPError:
+            body = upstream.read(decode_content=True)  # composition works on the page itself
+            _finish(upstream, complete=True)
+        except urllib3.exceptions.HTTPError:
+            _finish(upstream, complete=False)
             return problem(502, f"The service '{service}' broke off its answer.",
                            title="Service unavailable")
-        finally:
-            upstream.close()
         headers = [(k, v) for k, v in headers if k.lower() != "content-encoding"]
-        response = Response(body, status=upstream.status_code, headers=headers)
+        response = Response(body, status=upstream.status, headers=headers)
         g.nexus_compose = True
         return response
 
+    finished = False
+
     def stream() -> Iterator[bytes]:
+        nonlocal finished
         try:
             # As they arrive, not gathered into fixed chunks: events must not wait.
-            yield from upstream.iter_raw()
-        except httpx.HTTPError:
+            while chunk := upstream.read1(CHUNK):
+                yield chunk
+            finished = True
+        except urllib3.exceptions.HTTPError:
             current_app.logger.warning(f"backend {service} broke off a streamed answer")
-        finally:
-            upstream.close()
 
-    response = Response(stream(), status=upstream.status_code, headers=headers,
+    def done() -> None:
+        _finish(upstream, complete=finished)
+
+    response = Response(stream(), status=upstream.status, headers=headers,
                         direct_passthrough=True)
     if length is not None:
         response.headers["Content-Length"] = length
     if content_type is None:
         del response.headers["Content-Type"]
-    response.call_on_close(upstream.close)
+    response.call_on_close(done)
     return response
 
 

@@ -149,6 +149,49 @@ class RedisBrowserSessions:
             raise StoreUnavailable(f"redis: {exc}") from exc
 
 
+class CachedStore:
+    """A store with each session's data kept in memory for ``ttl`` seconds after use.
+
+    Loading the session is the largest single cost of a proxied request. Staleness is
+    bounded and harmless: a session deleted or renewed by another worker is seen within
+    ``ttl``, and revocation never depends on this cache (Core is asked separately).
+    """
+
+    def __init__(self, store: BrowserSessionStore, ttl: float = 2.0) -> None:
+        self.store = store
+        self.ttl = ttl
+        self._cache: dict[str, tuple[str, float]] = {}
+
+    def load(self, sid: str, *, fresh: bool = False) -> dict[str, Any] | None:
+        cached = None if fresh else self._cache.get(sid)
+        if cached is not None and time.monotonic() - cached[1] < self.ttl:
+            data: dict[str, Any] = json.loads(cached[0])  # a copy per request
+            return data
+        found = self.store.load(sid)
+        self._remember(sid, found)
+        return found
+
+    def _remember(self, sid: str, data: dict[str, Any] | None) -> None:
+        if len(self._cache) > 10_000:
+            self._cache.clear()
+        if data is None:
+            self._cache.pop(sid, None)
+        else:
+            self._cache[sid] = (json.dumps(data), time.monotonic())
+
+    def save(self, sid: str, data: dict[str, Any], lifetime: timedelta) -> None:
+        self._cache.pop(sid, None)
+        self.store.save(sid, data, lifetime)
+        self._remember(sid, data)
+
+    def delete(self, sid: str) -> None:
+        self._cache.pop(sid, None)
+        self.store.delete(sid)
+
+    def ping(self) -> None:
+        self.store.ping()
+
+
 class ServerSession(CallbackDict[str, Any], SessionMixin):
     """``flask.session`` for one request."""
 
@@ -195,8 +238,9 @@ def rotate(session: ServerSession) -> None:
 class ServerSessionInterface(SessionInterface):
     """Flask's session interface over a :class:`BrowserSessionStore`."""
 
-    def __init__(self, store: BrowserSessionStore, idle: timedelta) -> None:
-        self.store = store
+    def __init__(self, store: BrowserSessionStore, idle: timedelta,
+                 cache_seconds: float = 2.0) -> None:
+        self.store = CachedStore(store, cache_seconds)
         self.idle = idle
 
     def open_session(self, app: Flask, request: Request) -> ServerSession:

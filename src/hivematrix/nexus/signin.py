@@ -74,11 +74,24 @@ def current_user() -> SignedIn | None:
     if claims is None or claims.get("type") == "service":
         return _renew_or_drop(None)
     if not found.checker.is_active(str(claims.get("jti")), token):
+        if _renewed_elsewhere(token):  # another worker renewed it and retired this JWT
+            return current_user()
         sign_out_locally()  # revoked at Core: never renewed
         return None
     if claims["exp"] - time.time() < current_app.config["NEXUS_RENEW_MARGIN_SECONDS"]:
         return _renew_or_drop(SignedIn(token, claims))
     return SignedIn(token, claims)
+
+
+def _renewed_elsewhere(token: str) -> bool:
+    """Re-read the session past the cache; adopt newer tokens another worker stored."""
+    sid = sessions.current().sid
+    fresh = sessions.interface().store.load(sid, fresh=True) if sid else None
+    if not fresh or not fresh.get(JWT) or fresh.get(JWT) == token:
+        return False
+    for key in (JWT, REFRESH, ID_TOKEN):
+        session[key] = fresh.get(key)
+    return True
 
 
 def _renew_or_drop(current: SignedIn | None) -> SignedIn | None:
@@ -94,7 +107,7 @@ def _renew_or_drop(current: SignedIn | None) -> SignedIn | None:
     with _renewing:
         # Another thread may have renewed this session meanwhile (a page and its assets):
         # re-read it so the spent refresh token is not replayed (which revokes the sign-in).
-        fresh = store.load(sid) if sid else None
+        fresh = store.load(sid, fresh=True) if sid else None
         if fresh and fresh.get(JWT) != session.get(JWT):
             session[JWT], session[REFRESH] = fresh.get(JWT), fresh.get(REFRESH)
             session[ID_TOKEN] = fresh.get(ID_TOKEN)
