@@ -227,6 +227,7 @@ def test_backend_down_is_a_502_page_naming_the_service(platform: Platform) -> No
     services["ghost"] = {"url": f"http://127.0.0.1:{free_port()}", "title": "Ghost"}
     (platform.home / "services.json").write_text(json.dumps(services))
     client = platform.login("alice")
+    time.sleep(1.1)  # Nexus looks at services.json at most once a second
     page = client.get("/ghost/", headers=HTML)
     assert page.status_code == 502 and "&#39;ghost&#39;" in page.text
     assert 'class="side-nav"' in page.text  # still inside the platform's frame

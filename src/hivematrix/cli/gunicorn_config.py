@@ -24,3 +24,7 @@ logconfig_dict = {
 accesslog = None  # the app logs one line per request, with its correlation id
 graceful_timeout = 20
 timeout = 60
+
+# gunicorn builds an access-log record for every request whenever a logging config is given,
+# even with nowhere to send it; the app's own request log replaces it, so skip that work.
+logger_class = "hivematrix.cli.gunicorn_logging.AppLogsRequests"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -52,9 +53,16 @@ class ServiceDirectory:
         self.path = path
         self._stamp: tuple[int, int] | None = None
         self._entries: dict[str, ServiceEntry] = {}
+        self._checked_at = float("-inf")
         self._lock = threading.Lock()
 
+    #: How often the file is looked at (a stat per request adds up at the gateway).
+    CHECK_SECONDS = 1.0
+
     def entries(self) -> dict[str, ServiceEntry]:
+        if time.monotonic() - self._checked_at < self.CHECK_SECONDS:
+            return self._entries
+        self._checked_at = time.monotonic()
         try:
             stat = os.stat(self.path)
             stamp = (stat.st_mtime_ns, stat.st_ino)
