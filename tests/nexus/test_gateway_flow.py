@@ -118,6 +118,9 @@ def test_the_backend_gets_the_jwt_and_forwarding_headers_only(platform: Platform
 def test_options_and_a_generated_correlation_id_reach_the_backend(platform: Platform) -> None:
     client = platform.login("alice")
     answer = client.options("/echo/anything")
+    logged = [json.loads(line) for line in platform.processes["nexus"].log().splitlines()
+              if answer.headers["X-Correlation-ID"] in line]
+    assert any(entry.get("user") for entry in logged), logged  # the request log names them
     assert answer.json()["method"] == "OPTIONS"
     seen = {k.lower(): v for k, v in answer.json()["headers"].items()}
     assert seen["x-correlation-id"] == answer.headers["X-Correlation-ID"]

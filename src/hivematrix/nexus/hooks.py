@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, Flask, current_app, g, request, session
 from werkzeug.wrappers import Response
 
+from hivematrix.common.auth import Principal
 from hivematrix.common.errors import problem
 from hivematrix.common.security import CONTENT_SECURITY_POLICY
 from hivematrix.nexus import signin
@@ -33,11 +34,14 @@ def _before_request() -> Response | None:
                        title="Service unavailable", headers={"Retry-After": "5"})
     if needs_user(request.endpoint):
         try:
-            g.nexus_user = signin.current_user()
+            g.nexus_user = user = signin.current_user()
         except CoreUnavailable:
             return problem(503, "Sign-in cannot be checked right now (Core is not answering); "
                                 "try again shortly.", title="Service unavailable",
                            headers={"Retry-After": "5"})
+        if user is not None:
+            # The kit's request log and rate limits then name the user, as in every service.
+            g.principal, g.user = Principal(user.claims), user.claims
     return None
 
 
