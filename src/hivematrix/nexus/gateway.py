@@ -137,9 +137,8 @@ def relay(upstream: urllib3.BaseHTTPResponse, service: str, base_url: str) -> Re
             return problem(502, f"The service '{service}' broke off its answer.",
                            title="Service unavailable")
         headers = [(k, v) for k, v in headers if k.lower() != "content-encoding"]
-        response = Response(body, status=upstream.status, headers=headers)
-        g.nexus_compose = True
-        return response
+        # Nexus's after-request hook composes it, as it does every buffered HTML answer.
+        return Response(body, status=upstream.status, headers=headers)
 
     finished = False
 

@@ -180,7 +180,6 @@ class CachedStore:
             self._cache[sid] = (json.dumps(data), time.monotonic())
 
     def save(self, sid: str, data: dict[str, Any], lifetime: timedelta) -> None:
-        self._cache.pop(sid, None)
         self.store.save(sid, data, lifetime)
         self._remember(sid, data)
 
@@ -255,6 +254,15 @@ class ServerSessionInterface(SessionInterface):
             return ServerSession()  # expired or forged: start afresh under a new id
         return ServerSession(data, sid)
 
+    def save_now(self, session: ServerSession) -> str:
+        """Write the session to the store (under a new id if it has none); returns the id.
+
+        :raises StoreUnavailable: the store did not answer.
+        """
+        session.sid = session.sid or secrets.token_urlsafe(32)
+        self.store.save(session.sid, {**session, TOUCHED_KEY: int(time.time())}, self.idle)
+        return session.sid
+
     def _needs_touch(self, session: ServerSession) -> bool:
         touched = float(session.get(TOUCHED_KEY, 0))
         return time.time() - touched > self.idle.total_seconds() * TOUCH_FRACTION
@@ -276,15 +284,10 @@ class ServerSessionInterface(SessionInterface):
                 return
             if not (session.modified or session.new or self._needs_touch(session)):
                 return
-            sid = session.sid or secrets.token_urlsafe(32)
-            data = dict(session)
-            data[TOUCHED_KEY] = int(time.time())
-            self.store.save(sid, data, self.idle)
+            sid = self.save_now(session)
         except StoreUnavailable:
             app.logger.error("browser session could not be saved: session store unavailable")
             return
-        if sid != session.sid:
-            session.sid = sid
         response.vary.add("Cookie")
         response.set_cookie(COOKIE_NAME, sid, max_age=int(self.idle.total_seconds()),
                             path="/", secure=secure, httponly=True, samesite="Lax")

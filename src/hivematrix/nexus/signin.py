@@ -102,17 +102,11 @@ def _renew_or_drop(current: SignedIn | None) -> SignedIn | None:
             sign_out_locally()
         return current
     found = services()
-    sid = sessions.current().sid
-    store = sessions.interface().store
     with _renewing:
         # Another thread may have renewed this session meanwhile (a page and its assets):
-        # re-read it so the spent refresh token is not replayed (which revokes the sign-in).
-        fresh = store.load(sid, fresh=True) if sid else None
-        if fresh and fresh.get(JWT) != session.get(JWT):
-            session[JWT], session[REFRESH] = fresh.get(JWT), fresh.get(REFRESH)
-            session[ID_TOKEN] = fresh.get(ID_TOKEN)
-            claims = found.verifier.verify(session[JWT]).claims
-            return SignedIn(session[JWT], claims)
+        # adopt its tokens so the spent refresh token is not replayed (which ends the sign-in).
+        if _renewed_elsewhere(session.get(JWT) or ""):
+            return SignedIn(session[JWT], found.verifier.verify(session[JWT]).claims)
         try:
             tokens = found.oidc.refresh(refresh_token)
             new_token = found.core.exchange(tokens.access_token, request.remote_addr)
@@ -127,10 +121,8 @@ def _renew_or_drop(current: SignedIn | None) -> SignedIn | None:
             return current
         old = session.get(JWT)
         store_sign_in(new_token, tokens)
-        if sid:
-            # Save now, inside the lock, so a concurrent request sees the new tokens.
-            store.save(sid, {**dict(session), sessions.TOUCHED_KEY: int(time.time())},
-                       sessions.interface().idle)
+        # Saved now, inside the lock, so a concurrent request sees the new tokens.
+        sessions.interface().save_now(sessions.current())
     if old:
         found.core.revoke(old)  # the superseded Core session should not linger
     current_app.logger.info("renewed a browser session",
