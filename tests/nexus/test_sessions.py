@@ -266,3 +266,15 @@ def test_without_notices_answers_are_cached_briefly() -> None:
     time.sleep(0.25)
     checker.is_active("jti", "token")
     assert core.calls == 2
+
+
+@pytest.mark.parametrize(("behind_proxy", "forwarded"), [(False, False), (True, True)])
+def test_forwarded_headers_are_trusted_only_behind_a_proxy(
+        service_settings: dict[str, Any], tmp_path: Path, behind_proxy: bool,
+        forwarded: bool) -> None:
+    from werkzeug.middleware.proxy_fix import ProxyFix
+
+    app = create_app({**service_settings, "DATABASE_URL": f"sqlite:///{tmp_path}/nexus.db",
+                      "NEXUS_BEHIND_PROXY": behind_proxy})
+    assert isinstance(app.wsgi_app, ProxyFix) is forwarded
+    app.extensions["hivematrix.db"].dispose()

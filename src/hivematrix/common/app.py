@@ -65,7 +65,7 @@ def create_service_app(
     blueprints: Iterable[Blueprint] = (),
     defaults: Mapping[str, Any] | None = None,
     database: bool = True,
-    trust_forwarded: bool = True,
+    trust_forwarded: bool | str = True,
 ) -> APIFlask:
     """Build a service's app with everything every service shares.
 
@@ -75,8 +75,9 @@ def create_service_app(
     :param blueprints: the service's views, registered before rate limits are applied.
     :param defaults: the service's own setting defaults.
     :param database: attach ``DATABASE_URL`` as the service's database.
-    :param trust_forwarded: apply ``X-Forwarded-*`` (one hop). Backends trust Nexus; Nexus
-        itself faces the network and trusts them only behind a configured TLS terminator.
+    :param trust_forwarded: apply ``X-Forwarded-*`` (one hop), or the name of a boolean
+        setting that decides. Backends trust Nexus; Nexus itself faces the network and
+        trusts them only behind a configured TLS terminator.
     """
     config = load_settings(name, settings, defaults=defaults)
     app = APIFlask(import_name or f"hivematrix.{name}", title=title or f"HiveMatrix {name}",
@@ -93,7 +94,7 @@ def create_service_app(
     )
     # Nexus forwards one hop of X-Forwarded-For/Proto/Host/Prefix; services listen on
     # 127.0.0.1 only, so nobody else can set them.
-    if trust_forwarded:
+    if (app.config[trust_forwarded] if isinstance(trust_forwarded, str) else trust_forwarded):
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1, x_prefix=1)  # type: ignore[method-assign]
 
     # Order matters: the correlation id must exist before anything logs or fails.

@@ -76,7 +76,6 @@ def create_app(settings: Mapping[str, Any] | None = None) -> APIFlask:
     """Build the gateway app."""
     import urllib3
 
-    from hivematrix.common.config import load_settings
     from hivematrix.nexus import hooks, sessions, signin
     from hivematrix.nexus.core_client import CoreClient, RevocationListener, SessionChecker
     from hivematrix.nexus.directory import ServiceDirectory
@@ -84,11 +83,9 @@ def create_app(settings: Mapping[str, Any] | None = None) -> APIFlask:
     from hivematrix.nexus.oidc import OidcClient, OidcSettings, secret_from_master_config
     from hivematrix.nexus.views import bp
 
-    behind_proxy = bool(load_settings(SERVICE.name, settings, defaults=DEFAULTS)
-                        ["NEXUS_BEHIND_PROXY"])
     app = create_service_app(SERVICE.name, settings, title="HiveMatrix Nexus",
                              blueprints=[bp, hooks.static, gw], defaults=DEFAULTS,
-                             trust_forwarded=behind_proxy)
+                             trust_forwarded="NEXUS_BEHIND_PROXY")
     config = app.config
     home = Path(config["HIVEMATRIX_HOME"])
 
