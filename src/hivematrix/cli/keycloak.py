@@ -29,6 +29,7 @@ from keycloak.exceptions import (
     KeycloakError,
 )
 
+from hivematrix.common.config import master_config_path
 from hivematrix.common.registry import write_json
 
 DEFAULT_SERVER_URL = "http://127.0.0.1:8080"
@@ -45,7 +46,6 @@ ACCOUNT_ATTRIBUTE = "account_number"
 URI_SEPARATOR = "##"
 PKCE_ATTRIBUTE = "pkce.code.challenge.method"
 POST_LOGOUT_ATTRIBUTE = "post.logout.redirect.uris"
-CONFIG_FILE = Path("configs") / "master_config.json"
 HTTP_FORBIDDEN = 403
 HTTP_NOT_FOUND = 404
 HTTP_CONFLICT = 409
@@ -144,7 +144,7 @@ def write_master_config(home: Path, result: ConfigureResult) -> Path:
 
     Other sections, and other keys of the ``"keycloak"`` section, are kept.
     """
-    path = home / CONFIG_FILE
+    path = master_config_path(home)
     try:
         document = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:

@@ -49,6 +49,11 @@ def hivematrix_home(environ: Mapping[str, str] | None = None) -> Path:
     return Path(env.get("HIVEMATRIX_HOME") or "var").resolve()
 
 
+def master_config_path(home: Path) -> Path:
+    """``configs/master_config.json``: platform-wide settings (the identity provider's client)."""
+    return home / "configs" / "master_config.json"
+
+
 def service_dir(service: str, environ: Mapping[str, str] | None = None) -> Path:
     """Return the folder that holds one service's runtime files."""
     return hivematrix_home(environ) / service

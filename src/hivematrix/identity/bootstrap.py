@@ -26,6 +26,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
+from hivematrix.common.config import master_config_path
 from hivematrix.common.db import Database
 from hivematrix.common.keys import SigningKey
 from hivematrix.common.registry import read_services, write_json
@@ -52,10 +53,6 @@ def signing_key_path(home: Path) -> Path:
 
 def initial_password_path(home: Path) -> Path:
     return home / "initial-admin-password"
-
-
-def master_config_path(home: Path) -> Path:
-    return home / "configs" / "master_config.json"
 
 
 def _private_temp(folder: Path, data: bytes) -> Path:

@@ -23,6 +23,7 @@ from authlib.common.security import generate_token
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 
 from hivematrix.common.auth import InvalidToken, JWKSCache, KeysUnavailable
+from hivematrix.common.config import master_config_path
 
 #: Where browsers find the provider on Nexus.
 PUBLIC_PREFIX = "/keycloak"
@@ -242,7 +243,7 @@ def secret_from_master_config(home: Path, configured: str | None) -> Callable[[]
         if configured:
             return configured
         try:
-            config = json.loads((home / "configs" / "master_config.json").read_text())
+            config = json.loads(master_config_path(home).read_text())
         except (OSError, ValueError):
             return None
         secret = (config.get("keycloak") or {}).get("client_secret")
