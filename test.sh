@@ -14,7 +14,7 @@ ensure_chromium
 
 say "ruff"
 ruff check src tests bench
-say "mypy (hivematrix.common, hivematrix.nexus)"
+say "mypy (hivematrix.common, hivematrix.nexus, hivematrix.helm)"
 mypy
 say "pytest"
 # Tests never touch the developer's var/ or default ports.

@@ -10,10 +10,17 @@ import pytest
 from click.testing import CliRunner
 from dotenv import dotenv_values
 
-from hivematrix.cli import main, processes
+from hivematrix.cli import main
 from hivematrix.common import db
 from hivematrix.common.registry import discover_services
-from hivematrix.common.testing import FakeCore, ServiceProcess, TokenFactory, free_port
+from hivematrix.common.testing import (
+    FakeCore,
+    ServiceProcess,
+    TokenFactory,
+    free_port,
+    process_group_gone,
+)
+from hivematrix.helm import lifecycle
 
 
 def run_cli(*args: str) -> str:
@@ -94,22 +101,27 @@ def test_run_serves_template_under_gunicorn(hm_home: Path, fake_core: FakeCore,
 def test_start_is_idempotent_and_stop_leaves_nothing(hm_home: Path, fake_core: FakeCore) -> None:
     port = free_port()
     run_cli("init")
-    services = json.loads((hm_home / "services.json").read_text())
-    services["template"].update(port=port, url=f"http://127.0.0.1:{port}")
-    (hm_home / "services.json").write_text(json.dumps(services))
+    # apps_registry.json is where an operator chooses ports; start writes services.json from it.
+    registry = json.loads((hm_home / "apps_registry.json").read_text())
+    registry["services"]["template"]["port"] = port
+    (hm_home / "apps_registry.json").write_text(json.dumps(registry))
     os.environ["CORE_SERVICE_URL"] = fake_core.url
     try:
         run_cli("start", "template")
-        pid = processes.read_pid(hm_home, "template")
-        assert pid is not None and processes.is_healthy(f"http://127.0.0.1:{port}")
+        assert json.loads((hm_home / "services.json").read_text())["template"]["port"] == port
+        supervisor = lifecycle.supervisor_pid(hm_home, "template")
+        service = lifecycle.service_pid(hm_home, "template")
+        assert supervisor is not None and service is not None
+        assert lifecycle.health(f"http://127.0.0.1:{port}") == "healthy"
         assert "already running" in run_cli("start", "template")
-        assert processes.read_pid(hm_home, "template") == pid
+        assert lifecycle.supervisor_pid(hm_home, "template") == supervisor
+        assert lifecycle.service_pid(hm_home, "template") == service
         run_cli("stop")
     finally:
         del os.environ["CORE_SERVICE_URL"]
-        processes.stop(hm_home, "template")
-    assert processes.read_pid(hm_home, "template") is None
-    with pytest.raises(ProcessLookupError):
-        os.killpg(pid, 0)
+        lifecycle.stop(hm_home, "template")
+    assert lifecycle.supervisor_pid(hm_home, "template") is None
+    for pid in (supervisor, service):
+        assert process_group_gone(pid)
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"http://127.0.0.1:{port}/health")

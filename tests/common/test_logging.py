@@ -3,16 +3,27 @@
 import io
 import json
 import logging
+import os
 import re
+import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from apiflask import APIBlueprint, APIFlask
-from flask import g
+from flask import g, request
 
+from hivematrix.common import logship
 from hivematrix.common.auth import token_required
-from hivematrix.common.logging import configure_logging
+from hivematrix.common.config import SettingsError
+from hivematrix.common.logging import (
+    JSON_FORMATTER,
+    KitJsonFormatter,
+    configure_logging,
+    quiet,
+)
+from hivematrix.common.logship import LogShipper
 from hivematrix.common.testing import TokenFactory
 
 bp = APIBlueprint("logs", __name__)
@@ -30,6 +41,14 @@ def ping() -> dict[str, str]:
 @token_required
 def me() -> dict[str, str]:
     view_log.info("looking at myself")
+    return {}
+
+
+@bp.get("/polled")
+@quiet
+def polled() -> Any:
+    if request.args.get("fail"):
+        return {"error": "bad"}, 400
     return {}
 
 
@@ -224,3 +243,246 @@ def test_second_app_replaces_the_first_apps_handler(build_app) -> None:
     build_app(bp)
     build_app(bp, name="other")
     kit_handler()  # asserts there is exactly one
+
+
+# --- pid and seq: what makes a record identifiable -----------------------------------------
+
+def test_records_carry_the_pid_and_a_sequence_number(logs: Captured) -> None:
+    view_log.warning("one")
+    view_log.warning("two")
+    first, second = logs.from_views()
+    assert first["pid"] == second["pid"] == os.getpid()
+    assert second["seq"] == first["seq"] + 1
+
+
+def test_a_record_formatted_twice_keeps_its_sequence_number() -> None:
+    formatter = KitJsonFormatter()
+    record = logging.LogRecord("x", logging.INFO, __file__, 1, "m %s", ("arg",), None)
+    line = formatter.format(record)
+    assert formatter.format(record) == line
+    assert json.loads(line) == formatter.payload(record)
+    assert json.loads(line)["message"] == "m arg"
+
+
+# --- shipping records to Helm --------------------------------------------------------------
+
+class Recorder:
+    """A sender that records batches; fails while ``failing`` is set."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[dict[str, Any]]] = []
+        self.failing: Exception | None = None
+        self.calls = 0
+
+    def __call__(self, batch: list[dict[str, Any]]) -> None:
+        self.calls += 1
+        if self.failing is not None:
+            raise self.failing
+        self.batches.append(list(batch))
+
+    @property
+    def delivered(self) -> list[Any]:
+        return [item["n"] for batch in self.batches for item in batch]
+
+
+def wait_for(condition: Any, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.01)
+
+
+@pytest.fixture
+def recorder() -> Recorder:
+    return Recorder()
+
+
+@pytest.fixture(autouse=True)
+def _no_shipping_handler() -> Iterator[None]:
+    yield
+    logship.detach()
+
+
+def test_shipper_sends_batches_of_at_most_batch_size(recorder: Recorder) -> None:
+    shipper = LogShipper(recorder, batch_size=500, autostart=False)  # the test drives it
+    for n in range(1200):
+        shipper.put({"n": n})
+    while shipper.ship_once():
+        pass
+    assert [len(batch) for batch in recorder.batches] == [500, 500, 200]
+    assert recorder.delivered == list(range(1200))
+    assert (shipper.pending, shipper.sent, shipper.dropped) == (0, 1200, 0)
+
+
+def test_shipper_thread_sends_within_the_interval(recorder: Recorder) -> None:
+    shipper = LogShipper(recorder, interval=0.2)
+    started = time.monotonic()
+    for n in range(3):
+        shipper.put({"n": n})
+    wait_for(lambda: recorder.delivered == [0, 1, 2])
+    assert time.monotonic() - started < 2
+    assert len(recorder.batches) == 1
+    shipper.close()
+
+
+def test_a_full_batch_goes_at_once(recorder: Recorder) -> None:
+    shipper = LogShipper(recorder, batch_size=50, interval=60)
+    for n in range(50):
+        shipper.put({"n": n})
+    wait_for(lambda: len(recorder.delivered) == 50, timeout=3)
+    shipper.close()
+
+
+def test_queue_is_bounded_and_drops_the_oldest(recorder: Recorder) -> None:
+    recorder.failing = ConnectionError("Helm is down")
+    shipper = LogShipper(recorder, capacity=10, batch_size=4, autostart=False)
+    for n in range(25):
+        shipper.put({"n": n})
+        if n == 12:
+            assert not shipper.ship_once()
+    assert (shipper.pending, shipper.dropped) == (10, 15)
+    recorder.failing = None
+    while shipper.ship_once():
+        pass
+    assert recorder.delivered == list(range(15, 25))
+
+
+def test_outage_is_buffered_and_delivered_when_helm_returns(recorder: Recorder) -> None:
+    recorder.failing = ConnectionError("Helm is down")
+    shipper = LogShipper(recorder, interval=0.05, first_backoff=0.05, max_backoff=0.2)
+    for n in range(5):
+        shipper.put({"n": n})
+    wait_for(lambda: shipper.failures >= 3)
+    assert shipper.pending == 5 and recorder.batches == []
+    assert shipper.backoff() <= 0.2
+    for n in range(5, 8):
+        shipper.put({"n": n})
+    recorder.failing = None
+    wait_for(lambda: recorder.delivered == list(range(8)))
+    assert shipper.failures == 0 and shipper.pending == 0
+    shipper.close()
+
+
+def test_a_refused_batch_is_dropped_not_retried(recorder: Recorder) -> None:
+    recorder.failing = logship.BatchRejected("422")
+    shipper = LogShipper(recorder, autostart=False)
+    shipper.put({"n": 1})
+    assert shipper.ship_once()
+    assert (shipper.pending, shipper.rejected, recorder.calls) == (0, 1, 1)
+
+
+def test_putting_never_blocks_while_helm_hangs() -> None:
+    release = threading.Event()
+    shipper = LogShipper(lambda batch: release.wait(10), capacity=100, interval=0.01)
+    shipper.put({"n": 0})
+    time.sleep(0.1)  # the thread is now stuck in send
+    started = time.monotonic()
+    for n in range(1000):
+        shipper.put({"n": n})
+    assert time.monotonic() - started < 0.5
+    assert shipper.pending == 100
+    release.set()
+    shipper.close()
+
+
+def test_the_shipper_never_ships_its_own_lines() -> None:
+    sent: list[dict[str, Any]] = []
+
+    def noisy_send(batch: list[dict[str, Any]]) -> None:
+        # What a failing HTTP client logs from the shipper thread.
+        logging.getLogger("httpx").warning("HTTP Request: POST ... 503")
+        logging.getLogger("hivematrix.logship").warning("retrying")
+        sent.extend(batch)
+
+    shipper = LogShipper(noisy_send, interval=0.05)
+    handler = logship.ShippingHandler(shipper, "svc")
+    logging.getLogger().addHandler(handler)
+    logging.getLogger().setLevel("INFO")
+    try:
+        view_log.warning("real work")
+        logging.getLogger("hivematrix.logship").warning("from another thread, still its own")
+        wait_for(lambda: len(sent) == 1)
+        time.sleep(0.3)
+    finally:
+        logging.getLogger().removeHandler(handler)
+        shipper.close()
+    assert [item["message"] for item in sent] == ["real work"]
+    assert sent[0]["service"] == "svc" and "seq" in sent[0]
+
+
+def test_shipped_payload_is_the_logged_line(build_app, hm_home) -> None:
+    (hm_home / "services.json").write_text(json.dumps(
+        {"helm": {"url": "http://127.0.0.1:9", "port": 9}}))
+    app = build_app(bp)
+    shipper = app.extensions["hivematrix.logship"]
+    batches: list[list[dict[str, Any]]] = []
+    shipper.send = batches.append
+    logs = Captured()
+    app.test_client().get("/ping", headers={"X-Correlation-ID": "ship-1"})
+    wait_for(lambda: sum(len(batch) for batch in batches) >= 2)
+    shipped = [json.loads(JSON_FORMATTER.serialize(item)) for batch in batches for item in batch]
+    assert shipped == logs.lines()
+    assert {line["correlation_id"] for line in shipped} == {"ship-1"}
+
+
+@pytest.mark.parametrize(("setting", "services", "name", "expected"), [
+    ("auto", None, "svc", False),
+    ("auto", {"core": {}}, "svc", False),
+    ("auto", {"helm": {}}, "svc", True),
+    ("auto", {"helm": {}}, "helm", False),
+    ("true", None, "svc", True),
+    ("true", None, "helm", False),
+    ("off", {"helm": {}}, "svc", False),
+    (False, {"helm": {}}, "svc", False),
+])
+def test_shipping_setting(tmp_path, setting: Any, services: Any, name: str,
+                          expected: bool) -> None:
+    services_file = tmp_path / "services.json"
+    if services is not None:
+        services_file.write_text(json.dumps(services))
+    config = {"SERVICE_NAME": name, "LOG_SHIPPING": setting, "SERVICES_FILE": str(services_file)}
+    assert logship.shipping_enabled(config) is expected
+
+
+def test_a_bad_shipping_setting_is_named(build_app) -> None:
+    with pytest.raises(SettingsError, match="LOG_SHIPPING"):
+        build_app(bp, LOG_SHIPPING="sometimes")
+
+
+def test_a_new_app_replaces_the_shipping_handler(build_app, hm_home) -> None:
+    (hm_home / "services.json").write_text(json.dumps({"helm": {"url": "http://x", "port": 1}}))
+    build_app(bp)
+    build_app(bp, name="other")
+    shipping = [h for h in logging.getLogger().handlers if h.get_name() == logship.HANDLER_NAME]
+    assert len(shipping) == 1
+    build_app(bp, name="third", LOG_SHIPPING="false")
+    assert not [h for h in logging.getLogger().handlers
+                if h.get_name() == logship.HANDLER_NAME]
+
+
+def test_quiet_views_are_logged_only_when_they_fail(app: APIFlask, logs: Captured) -> None:
+    client = app.test_client()
+    client.get("/polled")
+    assert logs.requests() == []
+    client.get("/polled?fail=1")
+    assert [(line["path"], line["status"]) for line in logs.requests()] == [("/polled", 400)]
+
+
+def test_http_chatter_of_the_shipper_thread_stays_off_stderr(build_app, hm_home) -> None:
+    (hm_home / "services.json").write_text(json.dumps({"helm": {"url": "http://x", "port": 1}}))
+    app = build_app(bp)
+    shipper = app.extensions["hivematrix.logship"]
+    done = threading.Event()
+
+    def send(batch: list[dict[str, Any]]) -> None:
+        logging.getLogger("httpx").info("HTTP Request: POST /api/logs/ingest")
+        logging.getLogger("httpx").warning("a warning still shows")
+        done.set()
+
+    shipper.send = send
+    logs = Captured()
+    logging.getLogger("httpx").info("a request line from a request thread stays")
+    wait_for(done.is_set)
+    time.sleep(0.1)
+    assert [line["message"] for line in logs.lines() if line["logger"] == "httpx"] == [
+        "a request line from a request thread stays", "a warning still shows"]

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from hivematrix.common.registry import discover_services
-from hivematrix.common.testing import FakeCore, free_port
+from hivematrix.common.testing import FakeCore, free_port, process_group_gone
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.processes
@@ -43,7 +43,9 @@ def test_start_stop_cycle(hm_home: Path, fake_core: FakeCore) -> None:
         assert unauthenticated.status_code == 401
         assert unauthenticated.headers["content-type"] == "application/problem+json"
 
+        # Each service's supervisor, and the service it runs in a process group of its own.
         pids = {name: int((hm_home / "run" / f"{name}.pid").read_text()) for name in ports}
+        served = [int((hm_home / "run" / f"{name}.child.pid").read_text()) for name in ports]
         again = script("start.sh", env)
         assert again.returncode == 0 and "already running" in again.stderr
         assert {name: int((hm_home / "run" / f"{name}.pid").read_text())
@@ -51,9 +53,10 @@ def test_start_stop_cycle(hm_home: Path, fake_core: FakeCore) -> None:
     finally:
         stopped = script("stop.sh", env)
     assert stopped.returncode == 0, stopped.stderr
+    for pid in served:
+        assert process_group_gone(pid)
     for name, pid in pids.items():
-        with pytest.raises(ProcessLookupError):
-            os.killpg(pid, 0)
+        assert process_group_gone(pid)
         assert not (hm_home / "run" / f"{name}.pid").exists()
         with pytest.raises(httpx.ConnectError):
             httpx.get(f"http://127.0.0.1:{ports[name]}/health")

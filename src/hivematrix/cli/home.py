@@ -12,14 +12,9 @@ from pathlib import Path
 
 from dotenv import dotenv_values
 
-from hivematrix.common.registry import (
-    ServiceSpec,
-    master_services_document,
-    read_services,
-    services_document,
-    write_json,
-)
+from hivematrix.common.registry import ServiceSpec, write_json
 from hivematrix.core.service_secrets import ServiceSecrets, new_secret
+from hivematrix.helm.apps import sync_registry, write_service_documents
 
 SECRET_FILE_MODE = 0o600
 #: .flaskenv values written without quotes.
@@ -103,12 +98,11 @@ def ensure_instance_conf(home: Path, spec: ServiceSpec) -> Path:
 
 
 def ensure_registry(home: Path, specs: dict[str, ServiceSpec]) -> dict[str, object]:
-    """Write ``services.json`` and ``master_services.json``, keeping existing entries."""
-    current = read_services(home / "services.json")
-    merged = {**services_document(specs), **current}
-    write_json(home / "services.json", merged)
-    write_json(home / "master_services.json", master_services_document(merged))
-    return merged
+    """Bring ``apps_registry.json`` up to date and write ``services.json`` and
+    ``master_services.json`` from it (ports an operator chose are kept); returns the services.
+    """
+    registry = sync_registry(home, specs)
+    return dict(write_service_documents(home, registry, specs))
 
 
 def initialise_home(home: Path, specs: dict[str, ServiceSpec]) -> list[Path]:
@@ -123,7 +117,8 @@ def initialise_home(home: Path, specs: dict[str, ServiceSpec]) -> list[Path]:
     registry = ensure_registry(home, specs)
     core = registry.get("core")
     core_url = core["url"] if isinstance(core, dict) else "http://127.0.0.1:5000"
-    written = [master, home / "services.json", home / "master_services.json"]
+    written = [master, home / "apps_registry.json", home / "services.json",
+               home / "master_services.json"]
     for spec in specs.values():
         written.append(ensure_flaskenv(home, spec, str(core_url)))
         written.append(ensure_instance_conf(home, spec))

@@ -16,6 +16,7 @@ from hivematrix.common import (
     db,
     errors,
     logging,
+    logship,
     metrics,
     ratelimit,
     security,
@@ -110,6 +111,7 @@ def create_service_app(
     security.init_app(app)
     auth.init_app(app)
     service_client.init_app(app)
+    logship.init_app(app)
     if database:
         db.init_app(app)
 

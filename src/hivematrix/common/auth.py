@@ -6,7 +6,8 @@ Routes declare who may call them:
 
 - ``@token_required``: any signed-in user;
 - ``@permission_required("admin", "billing")`` / ``@admin_required``: users at those levels;
-- ``@service_allowed("ledger")``: service tokens from the named callers.
+- ``@service_allowed("ledger")``: service tokens from the named callers;
+- ``@any_service_allowed``: service tokens from every caller (the view reads ``g.service``).
 
 The decorators stack, so ``@token_required`` over ``@service_allowed("helm")`` admits users and
 Helm. A service token is never treated as a user: a route admits services only by name.
@@ -255,6 +256,7 @@ class AccessRule:
     any_user: bool = False
     levels: set[str] | None = None
     services: set[str] = field(default_factory=set)
+    any_service: bool = False
 
     def admits_users(self) -> bool:
         return self.any_user or self.levels is not None
@@ -262,7 +264,7 @@ class AccessRule:
     def check(self, principal: Principal) -> None:
         """:raises Forbidden: the caller is authenticated but not admitted."""
         if principal.is_service:
-            if principal.service not in self.services:
+            if not self.any_service and principal.service not in self.services:
                 raise Forbidden(f"Service '{principal.service}' may not call this endpoint.")
             return
         if not self.admits_users():
@@ -334,6 +336,19 @@ def service_allowed(*callers: str) -> Callable[[Callable[P, R]], Callable[P, R]]
         return _guarded(view, admit)
 
     return decorator
+
+
+def any_service_allowed(view: Callable[P, R]) -> Callable[P, R]:
+    """Admit service tokens from every calling service (never users, unless stacked).
+
+    For endpoints every service uses, such as log ingestion; the view must take the caller's
+    identity from ``g.service``, never from the request.
+    """
+
+    def admit(rule: AccessRule) -> None:
+        rule.any_service = True
+
+    return _guarded(view, admit)
 
 
 def init_app(app: Any, *, http: httpx.Client | None = None) -> TokenVerifier:

@@ -23,6 +23,11 @@ COMMON_DEFAULTS: dict[str, Any] = {
     "SERVICE_SECRET": None,
     "LOG_LEVEL": "INFO",
     "LOG_JSON": True,
+    # Push log records to Helm: auto (when Helm is in services.json), true or false.
+    "LOG_SHIPPING": "auto",
+    "LOG_SHIPPING_QUEUE_SIZE": 10_000,
+    "LOG_SHIPPING_BATCH_SIZE": 500,
+    "LOG_SHIPPING_INTERVAL_SECONDS": 1.0,
     "JWT_ISSUER": "hivematrix-core",
     "JWT_LEEWAY": 30,
     "JWKS_CACHE_SECONDS": 300,

@@ -35,6 +35,8 @@ class ServiceSpec:
     billing_or_admin_only: bool = False
     #: Package holding ``migrations/``; ``None`` for services without a database.
     migrations: str | None = None
+    #: Services started before this one when they are installed (order only, not a must).
+    depends_on: tuple[str, ...] = ()
 
     def load_factory(self) -> Callable[..., Any]:
         """Import and return the app factory."""

@@ -74,6 +74,11 @@ class ServiceClient:
             self._tokens[target] = (token, float(claims.get("exp", 0)))
             return token
 
+    def forget_token(self, target: str) -> None:
+        """Drop the cached token for ``target`` (it was refused); the next call gets a new one."""
+        with self._lock:
+            self._tokens.pop(target, None)
+
     def _request_token(self, target: str) -> str:
         if not self.secret:
             raise ServiceAuthError(f"{self.service_name} has no SERVICE_SECRET configured")

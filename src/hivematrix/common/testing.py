@@ -483,3 +483,21 @@ def assert_single_migration_head(package: str) -> None:
 
     heads = ScriptDirectory.from_config(db.alembic_config(package, "sqlite://")).get_heads()
     assert len(heads) == 1, f"{package} has {len(heads)} migration heads: {heads}"
+
+
+def process_group_gone(pgid: int) -> bool:
+    """Whether no live process is left in process group ``pgid``.
+
+    Zombies count as gone: they hold no port or file, and whoever inherited them (PID 1,
+    which on some machines reaps slowly) may take a moment to collect them.
+    """
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError, IndexError):
+            continue
+        if fields[0] != "Z" and int(fields[2]) == pgid:
+            return False
+    return True

@@ -22,6 +22,7 @@ SERVICE = ServiceSpec(
     description="JWT authority: token exchange, sessions, service tokens, JWKS",
     visible=False,
     migrations="hivematrix.core",
+    depends_on=("identity",),  # the built-in provider, when it is the one in use
 )
 
 DEFAULTS: dict[str, Any] = {

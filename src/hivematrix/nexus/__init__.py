@@ -27,6 +27,7 @@ SERVICE = ServiceSpec(
     description="Gateway: sign-in, reverse proxy, page composition, design system",
     visible=False,
     migrations="hivematrix.nexus",
+    depends_on=("identity", "core"),
 )
 
 DEFAULTS: dict[str, Any] = {
@@ -57,6 +58,8 @@ DEFAULTS: dict[str, Any] = {
     "NEXUS_CONNECT_TIMEOUT": 5.0,
     "NEXUS_READ_TIMEOUT": 60.0,
     "NEXUS_COMPOSE_MAX_BYTES": 5 * 1024 * 1024,
+    #: Serve signed-in GETs of service pages without Flask's request cycle (nexus/lane.py).
+    "NEXUS_FAST_LANE": True,
     #: What display links may open (space-separated path prefixes): wall screens only.
     "NEXUS_DISPLAY_PATHS": "/beacon/display/ /beacon/api/tickets /beacon/static/",
     "REDIS_URL": "redis://127.0.0.1:6379/0",
@@ -118,6 +121,10 @@ def create_app(settings: Mapping[str, Any] | None = None) -> APIFlask:
     # request). It keeps no cookies and follows no redirects: both are the browser's business.
     app.extensions["nexus.http"] = urllib3.PoolManager(num_pools=50, maxsize=50, block=False)
     hooks.init_app(app)
+    if config["NEXUS_FAST_LANE"]:
+        from hivematrix.nexus import lane
+
+        lane.install(app)
     # The request log already has one line per request; httpx would add one per backend call.
     logging.getLogger("httpx").setLevel(logging.WARNING)
 

@@ -21,6 +21,7 @@ SERVICE = ServiceSpec(
     title="Template",
     description="Example service new services are copied from",
     migrations="hivematrix.template",
+    depends_on=("core",),
 )
 
 
