@@ -1,4 +1,4 @@
-"""A whole platform for gateway tests: identity, Core, Nexus and template as real gunicorn
+"""A whole platform for gateway tests: identity, Core, Nexus and template as real server
 processes, plus an "echo" backend (in this process) that shows what Nexus forwarded."""
 
 from __future__ import annotations

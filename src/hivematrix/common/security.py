@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 
 from flask import Flask, Response, request
 from flask_wtf.csrf import CSRFProtect
+from werkzeug.datastructures import Headers
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -82,19 +83,25 @@ def init_app(app: Flask) -> CSRFProtect:
 
     @app.after_request
     def add_security_headers(response: Response) -> Response:
-        headers = response.headers
-        headers.setdefault("X-Content-Type-Options", "nosniff")
-        headers.setdefault("X-Frame-Options", "DENY")
-        headers.setdefault("Referrer-Policy", "same-origin")
-        headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
         docs = request.endpoint in ("openapi.docs", "openapi.swagger_ui_oauth_redirect")
-        headers.setdefault("Content-Security-Policy",
-                           DOCS_CONTENT_SECURITY_POLICY if docs else CONTENT_SECURITY_POLICY)
-        if request.is_secure:
-            headers.setdefault("Strict-Transport-Security", "max-age=31536000")
-        if "Authorization" in request.headers:
-            # Responses to authenticated calls carry someone's data: never cache them.
-            headers.setdefault("Cache-Control", "no-store")
+        apply_security_headers(response.headers, secure=request.is_secure,
+                               authorized="Authorization" in request.headers, docs=docs)
         return response
 
     return csrf
+
+
+def apply_security_headers(headers: Headers, *, secure: bool, authorized: bool,
+                           docs: bool = False) -> None:
+    """The headers every answer carries, unless the view set its own."""
+    headers.setdefault("X-Content-Type-Options", "nosniff")
+    headers.setdefault("X-Frame-Options", "DENY")
+    headers.setdefault("Referrer-Policy", "same-origin")
+    headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
+    headers.setdefault("Content-Security-Policy",
+                       DOCS_CONTENT_SECURITY_POLICY if docs else CONTENT_SECURITY_POLICY)
+    if secure:
+        headers.setdefault("Strict-Transport-Security", "max-age=31536000")
+    if authorized:
+        # Responses to authenticated calls carry someone's data: never cache them.
+        headers.setdefault("Cache-Control", "no-store")

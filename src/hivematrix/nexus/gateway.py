@@ -7,6 +7,7 @@ memory; only HTML pages, which get Nexus's navigation and stylesheet, are read w
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 
 import urllib3
@@ -25,8 +26,15 @@ from hivematrix.nexus.directory import ServiceDirectory
 from hivematrix.nexus.oidc import PUBLIC_PREFIX
 
 gw = Blueprint("gateway", __name__)
+log = logging.getLogger("hivematrix.nexus.gateway")
 
 METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+#: A request without a body may be sent again on a fresh connection when a kept-alive one
+#: turns out to be closed; a streamed body cannot be replayed.
+RETRY_ONCE = urllib3.Retry(total=1, connect=1, read=0, status=0, other=0, redirect=False)
+#: Set in the WSGI environ by the fast lane (:mod:`hivematrix.nexus.lane`) when its request
+#: to the backend failed, so the view answers that error without trying a second time.
+UPSTREAM_FAILED = "hivematrix.nexus.upstream_failed"
 CHUNK = 64 * 1024
 #: Cookies that belong to Nexus and never reach a backend (nor may a backend set them).
 OWN_COOKIES = frozenset({"hm_session", "hm_nexus_session", display.COOKIE})
@@ -77,14 +85,14 @@ def forward(service: str, base_url: str, path: str, token: str | None,
     if query:
         url = f"{url}?{query}"
     body = _body()
-    # A request without a body may be sent again on a fresh connection when a kept-alive
-    # one turns out to be closed; a streamed body cannot be replayed.
-    retries = (urllib3.Retry(total=1, connect=1, read=0, status=0, other=0, redirect=False)
-               if body is None else False)
+    failed = request.environ.get(UPSTREAM_FAILED)
     try:
+        if failed is not None:  # the fast lane tried already: answer its error, not again
+            raise failed
         upstream = _pool().urlopen(
-            request.method, url, body=body, headers=headers, redirect=False, retries=retries,
-            timeout=_timeout(), preload_content=False, decode_content=False,
+            request.method, url, body=body, headers=headers, redirect=False,
+            retries=RETRY_ONCE if body is None else False, timeout=_timeout(),
+            preload_content=False, decode_content=False,
             chunked=body is not None and "Content-Length" not in headers)
     except urllib3.exceptions.HTTPError as exc:
         reason = getattr(exc, "reason", exc)
@@ -96,7 +104,8 @@ def forward(service: str, base_url: str, path: str, token: str | None,
         current_app.logger.warning(f"backend {service} unreachable at {base_url}: {reason}")
         return problem(502, f"The service '{service}' is not reachable right now.",
                        title="Service unavailable")
-    return relay(upstream, service, base_url)
+    return relay(upstream, service, base_url, method=request.method,
+                 compose_limit=current_app.config["NEXUS_COMPOSE_MAX_BYTES"])
 
 
 def _query_without_display_token() -> str:
@@ -121,14 +130,16 @@ def _finish(upstream: urllib3.BaseHTTPResponse, *, complete: bool) -> None:
         upstream.close()
 
 
-def relay(upstream: urllib3.BaseHTTPResponse, service: str, base_url: str) -> Response:
+def relay(upstream: urllib3.BaseHTTPResponse, service: str, base_url: str, *, method: str,
+          compose_limit: int) -> Response:
+    """The backend's answer as a response: HTML pages read whole (to be composed), the rest
+    streamed. Needs no request context (the fast lane calls it too)."""
     headers = proxy.response_headers(upstream.headers.iteritems(), service=service,
                                      backend_origin=base_url, own_cookies=OWN_COOKIES)
     content_type = upstream.headers.get("Content-Type")
     length = upstream.headers.get("Content-Length")
-    limit = current_app.config["NEXUS_COMPOSE_MAX_BYTES"]
-    small = length is None or (length.isdigit() and int(length) <= limit)
-    if request.method != "HEAD" and is_composable(content_type) and small:
+    small = length is None or (length.isdigit() and int(length) <= compose_limit)
+    if method != "HEAD" and is_composable(content_type) and small:
         try:
             body = upstream.read(decode_content=True)  # composition works on the page itself
             _finish(upstream, complete=True)
@@ -137,7 +148,7 @@ def relay(upstream: urllib3.BaseHTTPResponse, service: str, base_url: str) -> Re
             return problem(502, f"The service '{service}' broke off its answer.",
                            title="Service unavailable")
         headers = [(k, v) for k, v in headers if k.lower() != "content-encoding"]
-        # Nexus's after-request hook composes it, as it does every buffered HTML answer.
+        # Composed afterwards (hooks.dress), as every buffered HTML answer is.
         return Response(body, status=upstream.status, headers=headers)
 
     finished = False
@@ -150,7 +161,7 @@ def relay(upstream: urllib3.BaseHTTPResponse, service: str, base_url: str) -> Re
                 yield chunk
             finished = True
         except urllib3.exceptions.HTTPError:
-            current_app.logger.warning(f"backend {service} broke off a streamed answer")
+            log.warning(f"backend {service} broke off a streamed answer")
 
     def done() -> None:
         _finish(upstream, complete=finished)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Blueprint, Flask, current_app, g, request, session
 from werkzeug.wrappers import Response
 
@@ -12,6 +14,7 @@ from hivematrix.nexus import signin
 from hivematrix.nexus.chrome import new_nonce, policy_with_nonce, render_chrome
 from hivematrix.nexus.compose import compose, is_composable
 from hivematrix.nexus.core_client import CoreUnavailable
+from hivematrix.nexus.directory import ServiceEntry
 from hivematrix.nexus.gateway import needs_user
 from hivematrix.nexus.sessions import ServerSession
 from hivematrix.nexus.views import DEFAULT_PREFS, preferences_for
@@ -46,18 +49,35 @@ def _before_request() -> Response | None:
 
 
 def _compose(response: Response) -> Response:
-    if request.endpoint in NOT_COMPOSED or response.direct_passthrough or response.is_streamed:
-        return response
-    if not is_composable(response.headers.get("Content-Type")):
+    if request.endpoint in NOT_COMPOSED:
         return response
     user = g.get("nexus_user")
-    nonce = new_nonce()
-    prefs = preferences_for(str(user.claims["sub"])) if user else DEFAULT_PREFS
+    if user is None:
+        return dress(response, None, DEFAULT_PREFS, [], None)
+    if not composable(response):  # before the preferences, which may cost a query
+        return response
     directory = current_app.extensions["nexus.directory"]
-    services = directory.navigation(user.claims.get("permission_level")) if user else []
-    chrome = render_chrome(nonce=nonce, user=user.claims if user else None, services=services,
-                           active=g.get("nexus_service"), theme=prefs["theme"],
-                           color_theme=prefs["color_theme"])
+    return dress(response, user.claims, preferences_for(str(user.claims["sub"])),
+                 directory.navigation(user.claims.get("permission_level")),
+                 g.get("nexus_service"))
+
+
+def composable(response: Response) -> bool:
+    return (not response.direct_passthrough and not response.is_streamed
+            and is_composable(response.headers.get("Content-Type")))
+
+
+def dress(response: Response, user: dict[str, Any] | None, prefs: dict[str, str],
+          services: list[ServiceEntry], active: str | None) -> Response:
+    """An HTML page with Nexus's stylesheet, navigation and footer; other answers unchanged.
+
+    Needs an app context only (the fast lane calls it outside any request).
+    """
+    if not composable(response):
+        return response
+    nonce = new_nonce()
+    chrome = render_chrome(nonce=nonce, user=user, services=services, active=active,
+                           theme=prefs["theme"], color_theme=prefs["color_theme"])
     response.set_data(compose(response.get_data(), chrome,
                               response.mimetype_params.get("charset", "utf-8")))
     response.headers["Content-Security-Policy"] = policy_with_nonce(

@@ -1,7 +1,7 @@
 """How ``hivematrix run nexus`` serves: address, TLS, and the plain-HTTP redirect.
 
 Nexus is the one service that faces the network. The embedded default stays on plain HTTP on
-127.0.0.1; with ``NEXUS_TLS`` it serves HTTPS itself (gunicorn with the installed certificate,
+127.0.0.1; with ``NEXUS_TLS`` it serves HTTPS itself (granian with the installed certificate,
 a self-signed one made on first start) and, with ``NEXUS_HTTP_REDIRECT_PORT``, answers plain
 HTTP on that port with a redirect to HTTPS.
 """
@@ -23,7 +23,8 @@ log = logging.getLogger("hivematrix.nexus.serving")
 @dataclass(frozen=True)
 class Serving:
     host: str
-    gunicorn_args: list[str] = field(default_factory=list)
+    #: The HTTP server's TLS options.
+    server_args: list[str] = field(default_factory=list)
     #: Plain-HTTP port answered with redirects to HTTPS (0: none).
     redirect_port: int = 0
 
@@ -42,6 +43,6 @@ def prepare(home: Path, config: Mapping[str, Any]) -> Serving:
         tls.install(home, cert, key)
         log.warning(f"No TLS certificate installed: made a self-signed one for {hostname}. "
                     "Install a real one with `hivematrix tls install CERT KEY`.")
-    return Serving(host, ["--certfile", str(tls.cert_path(home)),
-                          "--keyfile", str(tls.key_path(home))],
+    return Serving(host, ["--ssl-certificate", str(tls.cert_path(home)),
+                          "--ssl-keyfile", str(tls.key_path(home))],
                    int(config["NEXUS_HTTP_REDIRECT_PORT"] or 0))

@@ -15,6 +15,7 @@ import hashlib
 import json
 import secrets
 import time
+from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any, Protocol
 
@@ -263,7 +264,8 @@ class ServerSessionInterface(SessionInterface):
         self.store.save(session.sid, {**session, TOUCHED_KEY: int(time.time())}, self.idle)
         return session.sid
 
-    def _needs_touch(self, session: ServerSession) -> bool:
+    def needs_touch(self, session: Mapping[str, Any]) -> bool:
+        """Whether the session's expiry is due to be pushed back (a store write)."""
         touched = float(session.get(TOUCHED_KEY, 0))
         return time.time() - touched > self.idle.total_seconds() * TOUCH_FRACTION
 
@@ -282,7 +284,7 @@ class ServerSessionInterface(SessionInterface):
                     response.delete_cookie(COOKIE_NAME, path="/", secure=secure,
                                            httponly=True, samesite="Lax")
                 return
-            if not (session.modified or session.new or self._needs_touch(session)):
+            if not (session.modified or session.new or self.needs_touch(session)):
                 return
             sid = self.save_now(session)
         except StoreUnavailable:

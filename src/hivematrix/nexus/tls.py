@@ -117,6 +117,10 @@ def _write(path: Path, data: bytes, mode: int) -> None:
 def install(home: Path, cert_pem: bytes, key_pem: bytes) -> CertificateInfo:
     """Check and install a pair (replacing the current one atomically, file by file)."""
     info = check_pair(cert_pem, key_pem)
+    # Written as PKCS#8 whatever it came as (certbot's RSA keys are PKCS#1): the server wants it.
+    key = serialization.load_pem_private_key(key_pem, password=None)
+    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption())
     _write(key_path(home), key_pem, 0o600)
     _write(cert_path(home), cert_pem, 0o644)
     return info
