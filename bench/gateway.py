@@ -1,6 +1,6 @@
 """What Nexus costs as a gateway, against nginx in front of the same backends, in one run.
 
-Run: .venv/bin/python bench/gateway.py [--seconds S] [--connections C] [--warmup W]
+Run: .venv/bin/python bench/gateway.py [--seconds S] [--rounds R] [--connections C] [--warmup W]
 
 A whole platform is started in a temporary HIVEMATRIX_HOME (identity, Core, template and
 Nexus under gunicorn, as ``hivematrix run`` starts them: 1 worker, 8 threads), plus a tiny
@@ -283,7 +283,9 @@ def start_platform(home: Path, procs: Processes, benchpage_url: str,
     }
     for name in ("identity", "core", "template", "nexus"):
         args = ("--workers", str(nexus_workers)) if name == "nexus" else ()
-        procs.services[name] = ServiceProcess(name, home, port=ports[name], env=envs[name],
+        # No Helm runs here, so nothing ships logs to it (its retries would only add noise).
+        env = {**envs[name], "LOG_SHIPPING": "false"}
+        procs.services[name] = ServiceProcess(name, home, port=ports[name], env=env,
                                               args=args).start()
     database = Database(f"sqlite:///{home}/identity/identity.db")
     with database.transaction() as session:
@@ -611,27 +613,43 @@ class Measured:
     logged: Logged
 
 
+Rounds = list[dict[tuple[str, str], Measured]]
+
+
 def measure_all(found: list[Target], load: Callable[[Target, float], Result],
                 warmup: float, seconds: float, gateways: dict[str, int],
-                logs: tuple[LogWindow, LogWindow]) -> dict[tuple[str, str], Measured]:
-    measured: dict[tuple[str, str], Measured] = {}
-    for target in found:
-        load(target, warmup)
-        gateway = gateways.get(target.path)
-        before = cpu_seconds(gateway) if gateway else 0.0
-        Logged.read(*logs)  # skip the warm-up's lines
-        result = load(target, seconds)
-        logged = Logged.read(*logs)
-        cpu = (cpu_seconds(gateway) - before) / result.requests * 1e6 \
-            if gateway and result.requests else None
-        measured[(target.kind, target.path)] = Measured(result, cpu, logged)
-        print(f"  measured {target.kind:<4} via {target.path:<6} {result.rate:9,.0f} req/s",
-              flush=True)
+                logs: tuple[LogWindow, LogWindow], rounds: int) -> Rounds:
+    """Every target once per round, rounds one after the other, so a slow spell of the
+    machine weighs on all paths alike and the ratios are taken within a round."""
+    measured: Rounds = []
+    for number in range(1, rounds + 1):
+        this_round: dict[tuple[str, str], Measured] = {}
+        for target in found:
+            load(target, warmup)
+            gateway = gateways.get(target.path)
+            before = cpu_seconds(gateway) if gateway else 0.0
+            Logged.read(*logs)  # skip the warm-up's lines
+            result = load(target, seconds)
+            logged = Logged.read(*logs)
+            cpu = (cpu_seconds(gateway) - before) / result.requests * 1e6 \
+                if gateway and result.requests else None
+            this_round[(target.kind, target.path)] = Measured(result, cpu, logged)
+            print(f"  round {number}: {target.kind:<4} via {target.path:<6} "
+                  f"{result.rate:9,.0f} req/s", flush=True)
+        measured.append(this_round)
     return measured
 
 
-def report(measured: dict[tuple[str, str], Measured]) -> None:
-    print(f"\n{'request':<24} {'path':<7} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} "
+def median_round(rounds: Rounds, key: tuple[str, str]) -> Measured:
+    """The measurement of ``key`` with the median rate over the rounds."""
+    ordered = sorted((item[key] for item in rounds), key=lambda m: m.result.rate)
+    return ordered[len(ordered) // 2]
+
+
+def report(rounds: Rounds) -> None:
+    measured = {key: median_round(rounds, key) for key in rounds[0]}
+    print(f"\nmedian of {len(rounds)} rounds per figure:")
+    print(f"{'request':<24} {'path':<7} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} "
           f"{'gateway CPU/req':>16}  errors")
     labels = {"json": "json GET /api/data", "html": f"html {PAGE_BYTES // 1024} KB page"}
     for kind in KINDS:
@@ -642,13 +660,17 @@ def report(measured: dict[tuple[str, str], Measured]) -> None:
             errors = ", ".join(f"{k} {v}" for k, v in result.errors.items() if v) or "none"
             print(f"{labels[kind]:<24} {path:<7} {result.rate:>9,.0f} {result.p50_ms:>8.2f} "
                   f"{result.p99_ms:>8.2f} {cpu:>16}  {errors}")
-    print("\nthroughput ratios:")
+    print("\nthroughput ratios, within each round (median, and the range over the rounds):")
     for kind in KINDS:
-        nexus = measured[(kind, "nexus")].result.rate
-        nginx = measured[(kind, "nginx")].result.rate
-        direct = measured[(kind, "direct")].result.rate
-        print(f"  {kind:<4}  Nexus/nginx {nexus / nginx:5.2f}   Nexus/direct {nexus / direct:5.2f}"
-              f"   nginx/direct {nginx / direct:5.2f}")
+        def ratio(top: str, bottom: str, kind: str = kind) -> str:
+            values = sorted(item[(kind, top)].result.rate / item[(kind, bottom)].result.rate
+                            for item in rounds if item[(kind, bottom)].result.rate)
+            if not values:
+                return "-"
+            return (f"{values[len(values) // 2]:5.2f} ({values[0]:.2f}-{values[-1]:.2f})"
+                    if len(values) > 1 else f"{values[0]:5.2f}")
+        print(f"  {kind:<4}  Nexus/nginx {ratio('nexus', 'nginx')}   "
+              f"Nexus/direct {ratio('nexus', 'direct')}   nginx/direct {ratio('nginx', 'direct')}")
     print("\nwhat Nexus and Core logged while Nexus was measured:")
     for kind in KINDS:
         item = measured[(kind, "nexus")]
@@ -710,7 +732,7 @@ def run(args: argparse.Namespace, work: Path, procs: Processes) -> None:
                 "nginx": procs.others["nginx"].pid}
     rss_before = rss_mib(gateways["nexus"])
     logs = (LogWindow(nexus.log_path), LogWindow(procs.services["core"].log_path))
-    measured = measure_all(found, load, args.warmup, args.seconds, gateways, logs)
+    measured = measure_all(found, load, args.warmup, args.seconds, gateways, logs, args.rounds)
     rss_after = rss_mib(gateways["nexus"])
     for target in found:
         check(target)  # still signed in, still composed
@@ -723,6 +745,8 @@ def run(args: argparse.Namespace, work: Path, procs: Processes) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--seconds", type=float, default=5.0, help="per figure")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="passes over every path (figures are medians)")
     parser.add_argument("--warmup", type=float, default=1.0, help="unreported, per figure")
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--nexus-workers", type=int, default=os.cpu_count() or 1,

@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from hivematrix.cli import main
-from hivematrix.common.registry import ServiceSpec
+from hivematrix.common.registry import ServiceSpec, discover_services
 from hivematrix.helm import apps, systemd
 
 PYTHON = "/opt/hivematrix/bin/python"
@@ -152,9 +152,8 @@ def test_systemd_install_command(hm_home: Path, tmp_path: Path) -> None:
                                   "--user", "hivematrix"], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     assert "systemctl daemon-reload && systemctl enable --now hivematrix.target" in result.output
-    assert sorted(path.name for path in output.iterdir()) == [
-        "hivematrix-core.service", "hivematrix-identity.service", "hivematrix-nexus.service",
-        "hivematrix-template.service", "hivematrix.target"]
+    assert sorted(path.name for path in output.iterdir()) == sorted(
+        [f"hivematrix-{name}.service" for name in discover_services()] + ["hivematrix.target"])
     template = (output / "hivematrix-template.service").read_text()
     assert f"ExecStart={sys.executable} -m hivematrix.cli run template" in template or \
         f'ExecStart="{sys.executable}" -m hivematrix.cli run template' in template

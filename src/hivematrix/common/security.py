@@ -94,14 +94,22 @@ def init_app(app: Flask) -> CSRFProtect:
 def apply_security_headers(headers: Headers, *, secure: bool, authorized: bool,
                            docs: bool = False) -> None:
     """The headers every answer carries, unless the view set its own."""
-    headers.setdefault("X-Content-Type-Options", "nosniff")
-    headers.setdefault("X-Frame-Options", "DENY")
-    headers.setdefault("Referrer-Policy", "same-origin")
-    headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
-    headers.setdefault("Content-Security-Policy",
-                       DOCS_CONTENT_SECURITY_POLICY if docs else CONTENT_SECURITY_POLICY)
+    wanted = [
+        ("X-Content-Type-Options", "nosniff"),
+        ("X-Frame-Options", "DENY"),
+        ("Referrer-Policy", "same-origin"),
+        ("Permissions-Policy", "camera=(), microphone=(), geolocation=()"),
+        ("Content-Security-Policy",
+         DOCS_CONTENT_SECURITY_POLICY if docs else CONTENT_SECURITY_POLICY),
+    ]
     if secure:
-        headers.setdefault("Strict-Transport-Security", "max-age=31536000")
+        wanted.append(("Strict-Transport-Security", "max-age=31536000"))
     if authorized:
         # Responses to authenticated calls carry someone's data: never cache them.
-        headers.setdefault("Cache-Control", "no-store")
+        wanted.append(("Cache-Control", "no-store"))
+    # One look at the names present, not one scan of all headers per default (every answer
+    # of every service passes here).
+    present = {name.lower() for name in headers.keys()}  # noqa: SIM118 - Headers, not a dict
+    for name, value in wanted:
+        if name.lower() not in present:
+            headers.add(name, value)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-from flask import render_template
+from flask import Flask, has_app_context, render_template
 
 from hivematrix import __version__
 from hivematrix.nexus.compose import Chrome
@@ -41,11 +41,13 @@ _rendered: dict[tuple[Any, ...], tuple[str, str, str]] = {}
 
 
 def render_chrome(*, nonce: str, user: dict[str, Any] | None, services: list[ServiceEntry],
-                  active: str | None, theme: str, color_theme: str) -> Chrome:
+                  active: str | None, theme: str, color_theme: str,
+                  app: Flask | None = None) -> Chrome:
     """The fragments for one page; without a user, only the stylesheet and theme.
 
     The same user on the same page gets the same fragments but for the nonce, so they are
-    rendered once and the nonce is put in per response.
+    rendered once and the nonce is put in per response. Rendering needs an app context:
+    the current one, or ``app``'s.
     """
     key = (None if user is None else (user.get("sub"), user.get("name"),
                                       user.get("preferred_username"),
@@ -53,7 +55,11 @@ def render_chrome(*, nonce: str, user: dict[str, Any] | None, services: list[Ser
            tuple((entry.name, entry.title) for entry in services), active, theme, color_theme)
     fragments = _rendered.get(key)
     if fragments is None:
-        fragments = _render(user, services, active, theme)
+        if app is not None and not has_app_context():  # the fast lane, on a first page
+            with app.app_context():
+                fragments = _render(user, services, active, theme)
+        else:
+            fragments = _render(user, services, active, theme)
         if len(_rendered) > 4096:
             _rendered.clear()
         _rendered[key] = fragments

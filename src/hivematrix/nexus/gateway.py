@@ -12,6 +12,7 @@ from collections.abc import Iterator
 
 import urllib3
 from flask import Blueprint, current_app, g, redirect, request, url_for
+from urllib3.util import SKIP_HEADER
 from werkzeug.wrappers import Response
 
 from hivematrix.common import ratelimit
@@ -24,6 +25,13 @@ from hivematrix.nexus import display, proxy
 from hivematrix.nexus.compose import is_composable
 from hivematrix.nexus.directory import ServiceDirectory
 from hivematrix.nexus.oidc import PUBLIC_PREFIX
+from hivematrix.nexus.upstream import (
+    Upstream,
+    UpstreamBroken,
+    UpstreamFailed,
+    Urllib3Upstream,
+    failure,
+)
 
 gw = Blueprint("gateway", __name__)
 log = logging.getLogger("hivematrix.nexus.gateway")
@@ -32,8 +40,8 @@ METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 #: A request without a body may be sent again on a fresh connection when a kept-alive one
 #: turns out to be closed; a streamed body cannot be replayed.
 RETRY_ONCE = urllib3.Retry(total=1, connect=1, read=0, status=0, other=0, redirect=False)
-#: Set in the WSGI environ by the fast lane (:mod:`hivematrix.nexus.lane`) when its request
-#: to the backend failed, so the view answers that error without trying a second time.
+#: Set in the WSGI environ by the fast lane (:mod:`hivematrix.nexus.lane`) to the
+#: :class:`UpstreamFailed` of its request, so the view answers it without a second try.
 UPSTREAM_FAILED = "hivematrix.nexus.upstream_failed"
 CHUNK = 64 * 1024
 #: Cookies that belong to Nexus and never reach a backend (nor may a backend set them).
@@ -80,6 +88,10 @@ def forward(service: str, base_url: str, path: str, token: str | None,
         headers.add(name, value)
     for name, value in extra_headers or []:
         headers.add(name, value)
+    # Only what the browser sent: no urllib3 User-Agent, no "Accept-Encoding: identity".
+    for name in ("User-Agent", "Accept-Encoding"):
+        if name not in headers:
+            headers[name] = SKIP_HEADER
     url = f"{base_url}/{path}"
     query = _query_without_display_token()
     if query:
@@ -89,23 +101,26 @@ def forward(service: str, base_url: str, path: str, token: str | None,
     try:
         if failed is not None:  # the fast lane tried already: answer its error, not again
             raise failed
-        upstream = _pool().urlopen(
-            request.method, url, body=body, headers=headers, redirect=False,
-            retries=RETRY_ONCE if body is None else False, timeout=_timeout(),
-            preload_content=False, decode_content=False,
-            chunked=body is not None and "Content-Length" not in headers)
-    except urllib3.exceptions.HTTPError as exc:
-        reason = getattr(exc, "reason", exc)
-        # (urllib3 counts a refused connection as a kind of connect timeout.)
-        if (isinstance(reason, urllib3.exceptions.TimeoutError)
-                and not isinstance(reason, urllib3.exceptions.NewConnectionError)):
+        try:
+            upstream = _pool().urlopen(
+                request.method, url, body=body, headers=headers, redirect=False,
+                retries=RETRY_ONCE if body is None else False, timeout=_timeout(),
+                preload_content=False, decode_content=False,
+                chunked=body is not None and "Content-Length" not in headers)
+        except urllib3.exceptions.HTTPError as exc:
+            raise failure(exc) from exc
+        return relay(Urllib3Upstream(upstream), service, base_url, method=request.method,
+                     compose_limit=current_app.config["NEXUS_COMPOSE_MAX_BYTES"])
+    except UpstreamFailed as exc:
+        if exc.kind == "timeout":
             return problem(504, f"The service '{service}' did not answer in time.",
                            title="Gateway timeout")
-        current_app.logger.warning(f"backend {service} unreachable at {base_url}: {reason}")
+        current_app.logger.warning(f"backend {service} unreachable at {base_url}: {exc}")
         return problem(502, f"The service '{service}' is not reachable right now.",
                        title="Service unavailable")
-    return relay(upstream, service, base_url, method=request.method,
-                 compose_limit=current_app.config["NEXUS_COMPOSE_MAX_BYTES"])
+    except UpstreamBroken:
+        return problem(502, f"The service '{service}' broke off its answer.",
+                       title="Service unavailable")
 
 
 def _query_without_display_token() -> str:
@@ -117,39 +132,37 @@ def _query_without_display_token() -> str:
                     if part.split("=", 1)[0] != display.TOKEN_PARAM)
 
 
-def _finish(upstream: urllib3.BaseHTTPResponse, *, complete: bool) -> None:
-    """Return the backend connection to the pool only when it can carry another request.
-
-    One abandoned half-way (the browser went away) is closed, so no one reads the rest of
-    someone else's answer; so is one the backend said it would close.
-    """
-    closing = "close" in upstream.headers.get("Connection", "").lower()
-    if complete and not closing and upstream.version >= 11:
-        upstream.release_conn()
-    else:
-        upstream.close()
-
-
-def relay(upstream: urllib3.BaseHTTPResponse, service: str, base_url: str, *, method: str,
+def relay(upstream: Upstream, service: str, base_url: str, *, method: str,
           compose_limit: int) -> Response:
     """The backend's answer as a response: HTML pages read whole (to be composed), the rest
-    streamed. Needs no request context (the fast lane calls it too)."""
-    headers = proxy.response_headers(upstream.headers.iteritems(), service=service,
+    streamed. Needs no request context (the fast lane calls it too).
+
+    :raises UpstreamBroken: the backend broke off a page before it was whole.
+    """
+    headers = proxy.response_headers(upstream.header_items(), service=service,
                                      backend_origin=base_url, own_cookies=OWN_COOKIES)
-    content_type = upstream.headers.get("Content-Type")
-    length = upstream.headers.get("Content-Length")
+    content_type = upstream.header("Content-Type")
+    length = upstream.header("Content-Length")
     small = length is None or (length.isdigit() and int(length) <= compose_limit)
     if method != "HEAD" and is_composable(content_type) and small:
         try:
-            body = upstream.read(decode_content=True)  # composition works on the page itself
-            _finish(upstream, complete=True)
-        except urllib3.exceptions.HTTPError:
-            _finish(upstream, complete=False)
-            return problem(502, f"The service '{service}' broke off its answer.",
-                           title="Service unavailable")
+            body = upstream.read_all()  # composition works on the page itself
+        except UpstreamBroken:
+            upstream.finish(complete=False)
+            raise
+        upstream.finish(complete=True)
         headers = [(k, v) for k, v in headers if k.lower() != "content-encoding"]
         # Composed afterwards (hooks.dress), as every buffered HTML answer is.
         return Response(body, status=upstream.status, headers=headers)
+    if method != "HEAD" and length is not None and length.isdigit() and int(length) <= CHUNK:
+        # A small answer of known size (most API calls) in one piece: streaming it costs
+        # the server more than the bytes are worth.
+        body = _read_exactly(upstream, int(length))
+        upstream.finish(complete=True)
+        response = Response(body, status=upstream.status, headers=headers)
+        if content_type is None:
+            del response.headers["Content-Type"]
+        return response
 
     finished = False
 
@@ -157,14 +170,14 @@ def relay(upstream: urllib3.BaseHTTPResponse, service: str, base_url: str, *, me
         nonlocal finished
         try:
             # As they arrive, not gathered into fixed chunks: events must not wait.
-            while chunk := upstream.read1(CHUNK):
+            while chunk := upstream.read_some(CHUNK):
                 yield chunk
             finished = True
-        except urllib3.exceptions.HTTPError:
+        except UpstreamBroken:
             log.warning(f"backend {service} broke off a streamed answer")
 
     def done() -> None:
-        _finish(upstream, complete=finished)
+        upstream.finish(complete=finished)
 
     response = Response(stream(), status=upstream.status, headers=headers,
                         direct_passthrough=True)
@@ -174,6 +187,22 @@ def relay(upstream: urllib3.BaseHTTPResponse, service: str, base_url: str, *, me
         del response.headers["Content-Type"]
     response.call_on_close(done)
     return response
+
+
+def _read_exactly(upstream: Upstream, size: int) -> bytes:
+    """``size`` bytes of the body as sent. :raises UpstreamBroken: fewer came."""
+    chunks, remaining = [], size
+    try:
+        while remaining > 0:
+            chunk = upstream.read_some(remaining)
+            if not chunk:
+                raise UpstreamBroken(f"{remaining} of {size} bytes missing")
+            chunks.append(chunk)
+            remaining -= len(chunk)
+    except UpstreamBroken:
+        upstream.finish(complete=False)
+        raise
+    return b"".join(chunks)
 
 
 def _sign_in_first() -> Response:

@@ -68,18 +68,20 @@ def composable(response: Response) -> bool:
 
 
 def dress(response: Response, user: dict[str, Any] | None, prefs: dict[str, str],
-          services: list[ServiceEntry], active: str | None) -> Response:
+          services: list[ServiceEntry], active: str | None, app: Flask | None = None) -> Response:
     """An HTML page with Nexus's stylesheet, navigation and footer; other answers unchanged.
 
-    Needs an app context only (the fast lane calls it outside any request).
+    Needs no request context: outside one (the fast lane) pass the ``app``.
     """
     if not composable(response):
         return response
     nonce = new_nonce()
     chrome = render_chrome(nonce=nonce, user=user, services=services, active=active,
-                           theme=prefs["theme"], color_theme=prefs["color_theme"])
-    response.set_data(compose(response.get_data(), chrome,
-                              response.mimetype_params.get("charset", "utf-8")))
+                           theme=prefs["theme"], color_theme=prefs["color_theme"], app=app)
+    content_type = response.headers.get("Content-Type", "")
+    charset = response.mimetype_params.get("charset", "utf-8") if ";" in content_type \
+        else "utf-8"
+    response.set_data(compose(response.get_data(), chrome, charset))
     response.headers["Content-Security-Policy"] = policy_with_nonce(
         response.headers.get("Content-Security-Policy"), nonce, CONTENT_SECURITY_POLICY)
     # The page now depends on who is signed in and their theme.

@@ -14,13 +14,14 @@ over, marked, so the app answers the error without trying the backend again.
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
-import urllib3
 from flask import Flask
 from werkzeug.datastructures import EnvironHeaders
 from werkzeug.http import parse_cookie
@@ -32,15 +33,19 @@ from hivematrix.common.security import apply_security_headers
 from hivematrix.nexus import display, proxy, signin
 from hivematrix.nexus.core_client import CoreUnavailable
 from hivematrix.nexus.directory import ServiceDirectory, ServiceEntry
-from hivematrix.nexus.gateway import OWN_COOKIES, RETRY_ONCE, UPSTREAM_FAILED, relay
+from hivematrix.nexus.gateway import OWN_COOKIES, UPSTREAM_FAILED, relay
 from hivematrix.nexus.hooks import dress
 from hivematrix.nexus.sessions import COOKIE_NAME, ServerSessionInterface, StoreUnavailable
+from hivematrix.nexus.upstream import Backend, UpstreamBroken, UpstreamFailed
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
 #: The endpoint name the lane's requests are counted under, as the app counts its own.
 ENDPOINT = "gateway.service_proxy"
+#: Kept as they are when the decoded path is put back into a request line (RFC 3986 pchar and
+#: "/"); everything else is percent-encoded, as urllib3 does for the app's requests.
+PATH_SAFE = "/!$&'()*+,;=:@-._~%"
 
 
 @dataclass(frozen=True)
@@ -63,12 +68,13 @@ class FastLane:
         self.found: signin.Services = app.extensions["nexus"]
         assert isinstance(app.session_interface, ServerSessionInterface)
         self.sessions = app.session_interface
-        self.pool: urllib3.PoolManager = app.extensions["nexus.http"]
+        self._backends: dict[str, Backend] = {}
+        self._lock = threading.Lock()
         self.metrics = app.extensions["hivematrix.metrics"]
         self.renew_margin = float(config["NEXUS_RENEW_MARGIN_SECONDS"])
         self.compose_limit = int(config["NEXUS_COMPOSE_MAX_BYTES"])
-        self.timeout = urllib3.Timeout(connect=config["NEXUS_CONNECT_TIMEOUT"],
-                                       read=config["NEXUS_READ_TIMEOUT"])
+        self.connect_timeout = float(config["NEXUS_CONNECT_TIMEOUT"])
+        self.read_timeout = float(config["NEXUS_READ_TIMEOUT"])
 
     def __call__(self, environ: WSGIEnvironment,
                  start_response: StartResponse) -> Iterable[bytes]:
@@ -128,6 +134,15 @@ class FastLane:
             return None
         return entry, path
 
+    def backend(self, url: str) -> Backend:
+        """The kept-alive connections to a backend, by its URL."""
+        found = self._backends.get(url)
+        if found is None:
+            with self._lock:
+                found = self._backends.setdefault(
+                    url, Backend(url, connect_timeout=self.connect_timeout))
+        return found
+
     def serve(self, admitted: Pass, environ: WSGIEnvironment,
               start_response: StartResponse) -> Iterable[bytes]:
         started = time.perf_counter()
@@ -140,27 +155,27 @@ class FastLane:
             host=str(environ.get("HTTP_HOST") or environ.get("SERVER_NAME", "")),
             port=str(environ.get("SERVER_PORT", "")), correlation_id=correlation_id,
             token=admitted.user.token)
-        headers = urllib3.HTTPHeaderDict()
-        for name, value in proxy.request_headers(EnvironHeaders(environ).items(), forwarding,
-                                                 OWN_COOKIES, None):
-            headers.add(name, value)
-        url = f"{entry.url}/{admitted.path}"
+        headers = proxy.request_headers(EnvironHeaders(environ).items(), forwarding,
+                                        OWN_COOKIES, None)
+        target = "/" + quote(admitted.path, safe=PATH_SAFE)
         if environ.get("QUERY_STRING"):
-            url = f"{url}?{environ['QUERY_STRING']}"
+            target = f"{target}?{environ['QUERY_STRING']}"
+        # Server-sent events may stay quiet for minutes between events.
+        read_timeout = (None if "text/event-stream" in environ.get("HTTP_ACCEPT", "")
+                        else self.read_timeout)
         try:
-            upstream = self.pool.urlopen(method, url, headers=headers, redirect=False,
-                                         retries=RETRY_ONCE, timeout=self.timeout,
-                                         preload_content=False, decode_content=False)
-        except urllib3.exceptions.HTTPError as exc:
+            upstream = self.backend(entry.url).get(target, headers, read_timeout)
+            response = relay(upstream, entry.name, entry.url, method=method,
+                             compose_limit=self.compose_limit)
+        except UpstreamFailed as exc:
             environ[UPSTREAM_FAILED] = exc
             return self.inner(environ, start_response)
-        response = relay(upstream, entry.name, entry.url, method=method,
-                         compose_limit=self.compose_limit)
+        except UpstreamBroken:
+            return self.inner(environ, start_response)  # the app tries once more, and says so
         claims = admitted.user.claims
-        with self.app.app_context():  # the chrome's templates, on the first page of a kind
-            response = dress(response, claims, admitted.prefs,
-                             self.directory.navigation(claims.get("permission_level")),
-                             entry.name)
+        response = dress(response, claims, admitted.prefs,
+                         self.directory.navigation(claims.get("permission_level")), entry.name,
+                         app=self.app)
         response.headers[CORRELATION_HEADER] = correlation_id
         apply_security_headers(response.headers,
                                secure=environ.get("wsgi.url_scheme") == "https",
