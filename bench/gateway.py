@@ -10,7 +10,9 @@ installed with apt-get when missing) is started with a generated config in front
 two backends, with upstream keep-alive.
 
 Two requests, each measured three ways (direct to the backend, through Nexus, through nginx)
-with wrk at a fixed number of connections for S seconds (after an unreported warm-up):
+with wrk at a fixed number of connections for S seconds (after an unreported warm-up), all six
+once per round for R rounds; the figures are medians, and each ratio is taken within a round
+(so a slow spell of the machine weighs on both sides) and given with its range:
 
 - ``json``: the template's ``GET /api/data``, which verifies an RS256 JWT and reads SQLite.
   Direct and via nginx the client sends ``Authorization: Bearer <jwt>`` (a JWT from signing in
