@@ -189,9 +189,15 @@ def start_command(services: tuple[str, ...], timeout: float) -> None:
     Services start in dependency order (the identity provider, Core, then the rest by port);
     each is restarted by its supervisor should it crash.
     """
+    from hivematrix.helm import configs
+
     home = _home()
     specs = discover_services()
     home_files.initialise_home(home, specs)
+    try:
+        configs.sync_all(home, specs)
+    except configs.ConfigError as exc:
+        raise click.ClickException(f"{exc} (fix it with `hivematrix config set`)") from exc
     failed = []
     for name in _ordered(services, specs):
         url, port = _address(name, specs[name])
@@ -434,3 +440,7 @@ _register_backup(main)
 from hivematrix.cli.logs_commands import register as _register_logs  # noqa: E402
 
 _register_logs(main)
+
+from hivematrix.cli.config_commands import register as _register_config  # noqa: E402
+
+_register_config(main)
