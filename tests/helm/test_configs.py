@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import configparser
 import json
+import os
 import stat
 from pathlib import Path
 
@@ -128,3 +129,43 @@ def test_validation_is_a_plain_function() -> None:
     configs.validate(configs.DEFAULT)
     with pytest.raises(configs.ConfigError, match=r"apps\.x must be an object"):
         configs.validate({"apps": {"x": 3}})
+
+
+def test_db_create_makes_the_role_and_database_and_migrations_run(home: Path) -> None:
+    import uuid
+
+    import psycopg
+
+    from hivematrix.common import db
+    from hivematrix.common.testing import unavailable
+
+    base = os.environ.get("HIVEMATRIX_TEST_PG_URL")
+    if not base:
+        unavailable("PostgreSQL (HIVEMATRIX_TEST_PG_URL)")
+    server = make_url(base)
+    name = f"hm_create_{uuid.uuid4().hex[:10]}"
+    run_cli(home, "config", "set", "databases.postgresql", json.dumps(
+        {"host": server.host or "127.0.0.1", "port": server.port or 5432,
+         "admin_user": server.username or "postgres"}), "--no-sync")
+    run_cli(home, "config", "set", "apps.template",
+            json.dumps({"database": "postgresql", "db_name": name, "db_user": name}))
+    admin = server.set(drivername="postgresql").render_as_string(hide_password=False)
+    try:
+        assert f"database {name} ready" in run_cli(home, "db", "create", "template")
+        assert f"database {name} ready" in run_cli(home, "db", "create", "template")  # again
+        with psycopg.connect(admin, autocommit=True) as connection:
+            owner = connection.execute(
+                "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = %s",
+                [name]).fetchone()
+        assert owner == (name,)
+        run_cli(home, "db", "upgrade", "template")
+        url = load_settings("template", environ={"HIVEMATRIX_HOME": str(home)})["DATABASE_URL"]
+        assert db.current_revision("hivematrix.template", url) is not None
+    finally:
+        with psycopg.connect(admin, autocommit=True) as connection:
+            connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            connection.execute(f'DROP ROLE IF EXISTS "{name}"')
+
+
+def test_db_create_refuses_a_service_on_sqlite(home: Path) -> None:
+    assert "is not 'postgresql'" in run_cli(home, "db", "create", "template", ok=False)

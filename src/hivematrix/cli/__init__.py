@@ -138,6 +138,28 @@ def db_upgrade(service: str) -> None:
     console.print(f"[green]{service}:[/green] database is up to date")
 
 
+@db_group.command("create")
+@click.argument("service")
+@click.option("--admin-password", envvar="PGPASSWORD", default=None,
+              help="The PostgreSQL administrator's password [env PGPASSWORD].")
+def db_create(service: str, admin_password: str | None) -> None:
+    """Create a service's PostgreSQL role and database (after `config set
+    apps.<svc>.database postgresql`); safe to run again."""
+    import psycopg
+
+    from hivematrix.helm import configs
+
+    _spec(service)
+    try:
+        name = configs.create_database(_home(), service, admin_password=admin_password)
+    except configs.ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+    except psycopg.Error as exc:
+        raise click.ClickException(f"PostgreSQL refused: {exc}") from exc
+    console.print(f"[green]{service}:[/green] database {name} ready; next: "
+                  f"`hivematrix db upgrade {service}`")
+
+
 @main.command("service-secret")
 @click.argument("service")
 def service_secret_command(service: str) -> None:

@@ -229,3 +229,39 @@ def sync_all(home: Path, specs: Mapping[str, ServiceSpec]) -> list[Path]:
         if conf is not None:
             written.append(conf)
     return written
+
+
+def create_database(home: Path, service: str, *, admin_password: str | None = None) -> str:
+    """Create the service's PostgreSQL role and database when missing; returns the database.
+
+    Connects as ``databases.postgresql.admin_user`` (password from ``admin_password``, else
+    libpq's own sources: PGPASSWORD, ~/.pgpass, or none under peer/trust authentication).
+    Names and the password go to the server as identifiers and literals, never pasted text.
+
+    :raises ConfigError: the service is not set to PostgreSQL.
+    """
+    import psycopg
+    from psycopg import sql
+    from sqlalchemy.engine import make_url
+
+    config = load(home)
+    validate(config)
+    app = _section(config, "apps").get(service, {})
+    if app.get("database") != "postgresql":
+        raise ConfigError(f"apps.{service}.database is not 'postgresql' (set it first)")
+    url = make_url(app_database(home, config, service))
+    server = _section(_section(config, "databases"), "postgresql")
+    with psycopg.connect(host=url.host, port=url.port, dbname="postgres",
+                         user=server.get("admin_user", "postgres"), password=admin_password,
+                         autocommit=True, connect_timeout=10) as connection:
+        role_exists = connection.execute("SELECT 1 FROM pg_roles WHERE rolname = %s",
+                                         [url.username]).fetchone()
+        statement = "ALTER ROLE {} WITH LOGIN PASSWORD {}" if role_exists \
+            else "CREATE ROLE {} WITH LOGIN PASSWORD {}"
+        connection.execute(sql.SQL(statement).format(sql.Identifier(str(url.username)),
+                                                     sql.Literal(url.password)))
+        if not connection.execute("SELECT 1 FROM pg_database WHERE datname = %s",
+                                  [url.database]).fetchone():
+            connection.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(
+                sql.Identifier(str(url.database)), sql.Identifier(str(url.username))))
+    return str(url.database)
