@@ -223,3 +223,15 @@ def statuses(home: Path, services: Iterable[tuple[str, str, int]],
                             memory_mb=memory, uptime_seconds=uptime,
                             restarts=state.restarts if state else 0))
     return found
+
+
+def restart_now(home: Path, name: str) -> bool:
+    """Ask a service's supervisor to restart it at once (SIGHUP); False when unsupervised."""
+    supervisor = supervisor_pid(home, name)
+    if supervisor is None:
+        return False
+    try:
+        os.kill(supervisor, signal.SIGHUP)
+    except ProcessLookupError:
+        return False
+    return True

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from apiflask import APIBlueprint
-from flask import current_app, g, render_template, request
+from flask import current_app, g, redirect, render_template, request, url_for
 from sqlalchemy import select
 from werkzeug.wrappers import Response
 
@@ -135,8 +135,27 @@ def dashboard() -> str:
                                   sample_seconds=0.1)
     since = datetime.now(UTC) - timedelta(hours=1)
     counts = logstore.level_counts(get_session(), since)
+    restarted = request.args.get("restarted")
     return render_template("helm/dashboard.html", statuses=statuses, counts=counts,
-                           levels=(*logstore.LEVELS, logstore.UNKNOWN))
+                           levels=(*logstore.LEVELS, logstore.UNKNOWN),
+                           restarted=restarted if restarted in services else None)
+
+
+@bp.post("/services/<name>/restart")
+@bp.doc(hide=True)
+@admin_required
+def restart_service(name: str) -> Response:
+    """Restart a supervised service now (its supervisor stops and starts it)."""
+    if name not in _registered_services():
+        return problem(404, f"There is no service called '{name}'.", title="Unknown service")
+    if name == "helm":
+        return problem(409, "Helm cannot restart itself from its own page; use "
+                            "`hivematrix restart helm`.", title="Refused")
+    if not lifecycle.restart_now(Path(current_app.config["HIVEMATRIX_HOME"]), name):
+        return problem(409, f"'{name}' is not running under Helm's supervision; start it "
+                            f"with `hivematrix start {name}`.", title="Not running")
+    current_app.logger.warning(f"restart of {name} requested by an admin")
+    return redirect(url_for("helm.dashboard", restarted=name), 303)
 
 
 @bp.get("/logs")
