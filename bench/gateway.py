@@ -2,8 +2,9 @@
 
 Run: .venv/bin/python bench/gateway.py [--seconds S] [--rounds R] [--connections C] [--warmup W]
 
-A whole platform is started in a temporary HIVEMATRIX_HOME (identity, Core, template and
-Nexus under gunicorn, as ``hivematrix run`` starts them: 1 worker, 8 threads), plus a tiny
+A whole platform is started in a temporary HIVEMATRIX_HOME (identity, Core and template
+under gunicorn, as ``hivematrix run`` starts them: 1 worker, 8 threads; Nexus under granian
+with ``--nexus-workers`` workers of 8 threads), plus a tiny
 WSGI backend of this script's own ("benchpage", gunicorn gthread, 1 worker, 8 threads) that
 answers every path with the same ~100 KB HTML page (a table of rows). nginx (Debian's package,
 installed with apt-get when missing) is started with a generated config in front of the same
@@ -752,7 +753,8 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=1.0, help="unreported, per figure")
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--nexus-workers", type=int, default=os.cpu_count() or 1,
-                        help="gunicorn workers for Nexus (default: one per CPU, as deployed)")
+                        help="worker processes for Nexus (default: one per CPU; `hivematrix "
+                             "run` starts one unless told otherwise)")
     args = parser.parse_args()
     # A plain `kill` should clean up too.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
