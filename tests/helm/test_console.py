@@ -85,7 +85,10 @@ def test_admins_reach_everything_but_ingest(helm_app: Flask, helm_client: FlaskC
         if endpoint == "helm.ingest":
             assert response.status_code == 403
         else:
-            assert response.status_code in (200, 404), (endpoint, url, response.status_code)
+            # Reached: answered on its merits (a sample argument may be unknown, a sample
+            # body incomplete), never refused and never a crash.
+            assert response.status_code not in (401, 403) and response.status_code < 500, (
+                endpoint, url, response.status_code)
 
 
 # --- the dashboard -------------------------------------------------------------------------

@@ -66,10 +66,11 @@ def create_app(settings: Mapping[str, Any] | None = None) -> APIFlask:
     :mod:`hivematrix.helm.jobs`).
     """
     from hivematrix.common.auth import admin_required
+    from hivematrix.helm.console import console
     from hivematrix.helm.views import bp
 
-    app = create_service_app(SERVICE.name, settings, title="HiveMatrix Helm", blueprints=[bp],
-                             defaults=DEFAULTS)
+    app = create_service_app(SERVICE.name, settings, title="HiveMatrix Helm",
+                             blueprints=[bp, console], defaults=DEFAULTS)
     # Even the viewer's script is for admins only: every Helm route is.
     views: dict[str, Any] = app.view_functions
     views["static"] = admin_required(views["static"])
