@@ -8,13 +8,13 @@ group ``hivematrix.services``, so the CLI and Helm find built-in and third-party
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
+
+from hivematrix.common.files import write_atomic
 
 ENTRY_POINT_GROUP = "hivematrix.services"
 
@@ -89,10 +89,4 @@ def read_services(path: str | Path) -> dict[str, Any]:
 
 def write_json(path: Path, data: Any, mode: int = 0o644) -> None:
     """Write JSON atomically (readers never see half a file)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(handle, "w", encoding="utf-8") as out:
-        json.dump(data, out, indent=2)
-        out.write("\n")
-    os.chmod(temporary, mode)
-    os.replace(temporary, path)
+    write_atomic(path, json.dumps(data, indent=2) + "\n", mode)

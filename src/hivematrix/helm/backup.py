@@ -73,6 +73,7 @@ from sqlalchemy.exc import ArgumentError
 
 from hivematrix import __version__
 from hivematrix.common.config import SettingsError, load_settings, master_config_path
+from hivematrix.common.files import atomic_file
 from hivematrix.common.registry import discover_services
 
 FORMAT = "hivematrix-backup"
@@ -572,31 +573,11 @@ def _mode(path: Path) -> int:
     return path.stat().st_mode & 0o777
 
 
-def _fsync_directory(path: Path) -> None:
-    with contextlib.suppress(OSError):
-        handle = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(handle)
-        finally:
-            os.close(handle)
-
-
 def _install(source: Path, target: Path, mode: int) -> None:
     """Copy ``source`` to a temporary file next to ``target``, then rename it over ``target``."""
-    handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.",
-                                         suffix=".restoring")
-    try:
-        with os.fdopen(handle, "wb") as out, source.open("rb") as data:
-            shutil.copyfileobj(data, out, _CHUNK)
-            os.fchmod(out.fileno(), mode)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temporary, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise
-    _fsync_directory(target.parent)
+    with atomic_file(target, mode, durable=True, suffix=".restoring") as out, \
+            source.open("rb") as data:
+        shutil.copyfileobj(data, out, _CHUNK)
 
 
 # --- encrypted streams -----------------------------------------------------------------------
@@ -638,22 +619,9 @@ def _write_archive(path: Path, key: str, produce: Callable[[BinaryIO], None],
     writes, encrypted as it is written."""
     identity = pyrage.x25519.Identity.generate()
     block: bytes = pyrage.passphrase.encrypt(str(identity).encode("ascii"), key)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.",
-                                         suffix=".partial")
-    try:
-        with os.fdopen(handle, "wb") as out:
-            os.fchmod(out.fileno(), 0o600)
-            out.write(MAGIC + f"{len(block)}\n".encode("ascii") + block)
-            _encrypt_stream(produce, out, identity.to_public(), on_bytes)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise
-    _fsync_directory(path.parent)
+    with atomic_file(path, 0o600, durable=True, suffix=".partial") as out:
+        out.write(MAGIC + f"{len(block)}\n".encode("ascii") + block)
+        _encrypt_stream(produce, out, identity.to_public(), on_bytes)
 
 
 def _encrypt_stream(produce: Callable[[BinaryIO], None], out: BinaryIO, recipient: Any,

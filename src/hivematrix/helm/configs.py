@@ -15,10 +15,8 @@ import configparser
 import copy
 import io
 import json
-import os
 import re
 import secrets
-import tempfile
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,6 +26,7 @@ from dotenv import dotenv_values
 from sqlalchemy.engine import URL
 
 from hivematrix.common.config import master_config_path
+from hivematrix.common.files import write_atomic
 from hivematrix.common.registry import ServiceSpec
 
 KEEP_VERSIONS = 5
@@ -116,11 +115,7 @@ def _write_private(path: Path, text: str, history: Path) -> None:
         versions = sorted(history.glob(f"{path.name}.*"))
         for old in versions[:-KEEP_VERSIONS]:
             old.unlink()
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(handle, "w", encoding="utf-8") as out:
-        out.write(text)
-    os.chmod(temporary, 0o600)
-    os.replace(temporary, path)
+    write_atomic(path, text, 0o600)
 
 
 def save(home: Path, config: Mapping[str, Any]) -> None:

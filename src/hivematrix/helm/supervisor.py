@@ -25,6 +25,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
+from hivematrix.common.files import write_atomic
+
 #: A run at least this long counts as healthy: the next crash restarts after the first pause.
 STABLE_SECONDS = 60.0
 FIRST_PAUSE = 1.0
@@ -146,12 +148,6 @@ def stop_group(pgid: int, timeout: float, reap: subprocess.Popen[bytes] | None =
         reap.wait()
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(text, encoding="utf-8")
-    os.replace(temporary, path)
-
-
 class Supervisor:
     """Runs one service until told to stop; see the module's docstring."""
 
@@ -218,7 +214,7 @@ class Supervisor:
         child = subprocess.Popen(  # noqa: S603 - our own command line
             self.command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL, start_new_session=True)
-        _write_atomic(child_pid_file(self.home, self.name), f"{child.pid}\n")
+        write_atomic(child_pid_file(self.home, self.name), f"{child.pid}\n")
         self.state.status = "running"
         self.state.started_at = datetime.now(UTC).isoformat(timespec="seconds")
         self.state.next_start_in = None
@@ -249,7 +245,7 @@ class Supervisor:
         stream.close()
 
     def _save_state(self) -> None:
-        _write_atomic(state_file(self.home, self.name), json.dumps(asdict(self.state)))
+        write_atomic(state_file(self.home, self.name), json.dumps(asdict(self.state)))
 
     def note(self, level: str, message: str) -> None:
         """A line of the supervisor's own, in the services' JSON log format."""

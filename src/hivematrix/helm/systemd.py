@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
+from hivematrix.common.files import write_atomic
 from hivematrix.common.registry import ServiceSpec
 from hivematrix.helm.apps import Registry, run_command, start_order
 
@@ -158,11 +158,7 @@ def install_units(directory: Path, unit_texts: Mapping[str, str]) -> list[Path]:
         if "/" in name or name.startswith("."):
             raise ValueError(f"not a unit file name: {name!r}")
         path = directory / name
-        handle, temporary = tempfile.mkstemp(dir=directory, prefix=f".{name}.")
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            out.write(text)
-        os.chmod(temporary, UNIT_FILE_MODE)
-        os.replace(temporary, path)
+        write_atomic(path, text, UNIT_FILE_MODE)
         written.append(path)
     return written
 

@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 
 from hivematrix.common.config import master_config_path
 from hivematrix.common.db import Database
+from hivematrix.common.files import write_atomic
 from hivematrix.common.keys import SigningKey
 from hivematrix.common.registry import read_services, write_json
 from hivematrix.identity import accounts, passwords
@@ -66,8 +67,7 @@ def _private_temp(folder: Path, data: bytes) -> Path:
 
 def write_private(path: Path, data: bytes) -> None:
     """Replace ``path`` atomically with a file only its owner can read."""
-    temporary = _private_temp(path.parent, data)
-    os.replace(temporary, path)
+    write_atomic(path, data, PRIVATE_MODE)
 
 
 def load_or_create_signing_key(path: Path) -> SigningKey:

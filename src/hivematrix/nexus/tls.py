@@ -6,8 +6,6 @@ Files live in ``$HIVEMATRIX_HOME/nexus/tls/`` (``cert.pem``, and ``key.pem`` wit
 from __future__ import annotations
 
 import ipaddress
-import os
-import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,6 +14,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
+
+from hivematrix.common.files import write_atomic
 
 
 class CertificateError(ValueError):
@@ -105,15 +105,6 @@ def check_pair(cert_pem: bytes, key_pem: bytes) -> CertificateInfo:
                            cert.issuer == cert.subject)
 
 
-def _write(path: Path, data: bytes, mode: int) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(handle, "wb") as out:
-        out.write(data)
-    os.chmod(temporary, mode)
-    os.replace(temporary, path)
-
-
 def install(home: Path, cert_pem: bytes, key_pem: bytes) -> CertificateInfo:
     """Check and install a pair (replacing the current one atomically, file by file)."""
     info = check_pair(cert_pem, key_pem)
@@ -121,8 +112,8 @@ def install(home: Path, cert_pem: bytes, key_pem: bytes) -> CertificateInfo:
     key = serialization.load_pem_private_key(key_pem, password=None)
     key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                 serialization.NoEncryption())
-    _write(key_path(home), key_pem, 0o600)
-    _write(cert_path(home), cert_pem, 0o644)
+    write_atomic(key_path(home), key_pem, 0o600)
+    write_atomic(cert_path(home), cert_pem, 0o644)
     return info
 
 
