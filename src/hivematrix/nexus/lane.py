@@ -13,7 +13,6 @@ over, marked, so the app answers the error without trying the backend again.
 
 from __future__ import annotations
 
-import contextlib
 import threading
 import time
 import uuid
@@ -34,7 +33,7 @@ from hivematrix.nexus import display, proxy, signin
 from hivematrix.nexus.core_client import CoreUnavailable
 from hivematrix.nexus.directory import ServiceDirectory, ServiceEntry
 from hivematrix.nexus.gateway import OWN_COOKIES, UPSTREAM_FAILED, relay
-from hivematrix.nexus.hooks import dress
+from hivematrix.nexus.hooks import composable, dress
 from hivematrix.nexus.sessions import COOKIE_NAME, ServerSessionInterface, StoreUnavailable
 from hivematrix.nexus.upstream import Backend, UpstreamBroken, UpstreamFailed
 
@@ -173,9 +172,10 @@ class FastLane:
         except UpstreamBroken:
             return self.inner(environ, start_response)  # the app tries once more, and says so
         claims = admitted.user.claims
-        response = dress(response, claims, admitted.prefs,
-                         self.directory.navigation(claims.get("permission_level")), entry.name,
-                         app=self.app)
+        if composable(response):  # the navigation only for pages, not for every asset
+            response = dress(response, claims, admitted.prefs,
+                             self.directory.navigation(claims.get("permission_level")),
+                             entry.name, app=self.app)
         response.headers[CORRELATION_HEADER] = correlation_id
         apply_security_headers(response.headers,
                                secure=environ.get("wsgi.url_scheme") == "https",
@@ -200,8 +200,7 @@ def install(app: Flask) -> None:
 def lane_of(app: Flask) -> FastLane | None:
     """The installed lane, if any (for tests and the benchmark)."""
     outer: Any = app.wsgi_app
-    with contextlib.suppress(AttributeError):
-        if isinstance(outer, ProxyFix):
-            outer = outer.app
+    if isinstance(outer, ProxyFix):
+        outer = outer.app
     return outer if isinstance(outer, FastLane) else None
 
