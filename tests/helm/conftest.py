@@ -20,8 +20,7 @@ from hivematrix.common.db import Database
 from hivematrix.common.logging import KitJsonFormatter, RequestContextFilter
 from hivematrix.common.testing import ServiceProcess, TokenFactory, free_port, migrated_database
 from hivematrix.helm import SERVICE, create_app
-from hivematrix.identity import accounts
-from tests.nexus.conftest import PASSWORD, USERS, Platform
+from tests.nexus.conftest import Platform, create_users
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -137,13 +136,7 @@ def start_helm_platform(home: Path) -> Platform:
         for process in processes.values():
             process.stop()
         raise
-    database = Database(f"sqlite:///{home}/identity/identity.db")
-    with database.transaction() as session:
-        for username, group in USERS.items():
-            accounts.create_user(session, accounts.NewUser(
-                username=username, password=PASSWORD, name=username.title(), groups=[group],
-                email=f"{username}@example.test", must_change_password=False))
-    database.dispose()
+    create_users(home)
     return Platform(home, processes, echo_url="")
 
 

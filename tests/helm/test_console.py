@@ -15,6 +15,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from hivematrix.common.testing import watched_page
 from tests.nexus.conftest import PASSWORD, Platform
 
 from .conftest import service_token
@@ -258,14 +259,7 @@ def test_technicians_are_refused_through_nexus(helm_platform: Platform) -> None:
 @pytest.mark.browser
 @pytest.mark.processes
 def test_log_text_never_runs_in_the_viewer(browser: Any, helm_platform: Platform) -> None:
-    context = browser.new_context(viewport={"width": 1280, "height": 800})
-    page = context.new_page()
-    problems: list[str] = []
-    page.on("console", lambda message: problems.append(message.text)
-            if message.type == "error" else None)
-    page.on("pageerror", lambda error: problems.append(str(error)))
-    page.on("dialog", lambda dialog: (problems.append(f"dialog: {dialog.message}"),
-                                      dialog.dismiss()))
+    context, page, problems = watched_page(browser)
     ingest_as(helm_platform, "identity", {
         "level": "ERROR", "message": XSS, "correlation_id": "xss-1",
         "context": {"html": "<img src=x onerror=\"window.__pwned=3\">"}})

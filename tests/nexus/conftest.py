@@ -165,6 +165,12 @@ def start_platform(home: Path, echo_url: str, nexus_env: dict[str, str] | None =
         for process in processes.values():
             process.stop()
         raise
+    create_users(home)
+    return Platform(home, processes, echo_url)
+
+
+def create_users(home: Path) -> None:
+    """The test users (:data:`USERS`, password :data:`PASSWORD`) in identity's database."""
     database = Database(f"sqlite:///{home}/identity/identity.db")
     with database.transaction() as session:
         for username, group in USERS.items():
@@ -172,7 +178,6 @@ def start_platform(home: Path, echo_url: str, nexus_env: dict[str, str] | None =
                 username=username, password=PASSWORD, name=username.title(), groups=[group],
                 email=f"{username}@example.test", must_change_password=False))
     database.dispose()
-    return Platform(home, processes, echo_url)
 
 
 @pytest.fixture(scope="module")

@@ -9,24 +9,14 @@ from urllib.parse import quote
 
 import pytest
 
+from hivematrix.common.testing import watched_page
+
 from .conftest import PASSWORD, Platform
 
 pytestmark = pytest.mark.processes
 #: Screenshots land here (git-ignored); CI keeps the folder as the run's output.
 OUTPUT = Path(os.environ.get("HIVEMATRIX_TEST_OUTPUT",
                              Path(__file__).resolve().parents[2] / "test-output"))
-
-
-def new_page(browser: Any) -> tuple[Any, Any, list[str]]:
-    context = browser.new_context(viewport={"width": 1280, "height": 800})
-    page = context.new_page()
-    problems: list[str] = []
-    page.on("console", lambda message: problems.append(message.text)
-            if message.type == "error" else None)
-    page.on("pageerror", lambda error: problems.append(str(error)))
-    page.on("dialog", lambda dialog: (problems.append(f"dialog: {dialog.message}"),
-                                      dialog.dismiss()))
-    return context, page, problems
 
 
 def sign_in(page: Any, platform: Platform, username: str) -> None:
@@ -36,7 +26,7 @@ def sign_in(page: Any, platform: Platform, username: str) -> None:
 
 
 def test_sign_in_theme_and_sign_out_in_a_browser(browser: Any, platform: Platform) -> None:
-    context, page, problems = new_page(browser)
+    context, page, problems = watched_page(browser)
     page.goto(f"{platform.nexus}/template/")
     # Not signed in: Nexus sends the browser to the provider's page, styled by Nexus.
     assert "/keycloak/realms/hivematrix/protocol/openid-connect/auth" in page.url
@@ -88,7 +78,7 @@ def test_sign_in_theme_and_sign_out_in_a_browser(browser: Any, platform: Platfor
     "/login?next=" + quote("/template/\"><script>alert(6)</script>"),
 ])
 def test_payloads_in_urls_never_run(browser: Any, platform: Platform, path: str) -> None:
-    context, page, problems = new_page(browser)
+    context, page, problems = watched_page(browser)
     page.goto(f"{platform.nexus}{path}")
     if "/openid-connect/auth" in page.url:
         sign_in(page, platform, "tom")

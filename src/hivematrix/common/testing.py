@@ -501,3 +501,24 @@ def process_group_gone(pgid: int) -> bool:
         if fields[0] != "Z" and int(fields[2]) == pgid:
             return False
     return True
+
+
+def watched_page(browser: Any) -> tuple[Any, Any, list[str]]:
+    """A new browser context and page (1280 by 800) that records console errors, page errors
+    and dialogs (an ``alert`` from injected script shows up here) in the returned list."""
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    problems: list[str] = []
+
+    def on_console(message: Any) -> None:
+        if message.type == "error":
+            problems.append(message.text)
+
+    def on_dialog(dialog: Any) -> None:
+        problems.append(f"dialog: {dialog.message}")
+        dialog.dismiss()
+
+    page.on("console", on_console)
+    page.on("pageerror", lambda error: problems.append(str(error)))
+    page.on("dialog", on_dialog)
+    return context, page, problems
