@@ -1,0 +1,1 @@
+"""Sync: connectors produce records, the store applies them, the runner records each job."""

@@ -1,0 +1,9 @@
+"""Codex's blueprints, in the order they are registered."""
+
+from __future__ import annotations
+
+from flask import Blueprint
+
+
+def blueprints() -> list[Blueprint]:
+    return []

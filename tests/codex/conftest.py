@@ -1,0 +1,63 @@
+"""Fixtures for Codex: its database on SQLite and PostgreSQL, the app, and tokens."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from hivematrix.codex import SERVICE, create_app
+from hivematrix.common.db import Database
+from hivematrix.common.testing import TokenFactory, migrated_database
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def codex_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """Every Codex storage test runs against SQLite and a real PostgreSQL."""
+    url = (f"sqlite:///{tmp_path}/codex.db" if request.param == "sqlite"
+           else request.getfixturevalue("pg_url"))
+    assert SERVICE.migrations
+    with migrated_database(SERVICE.migrations, url):
+        yield url
+
+
+@pytest.fixture
+def codex_db(codex_db_url: str) -> Iterator[Database]:
+    database = Database(codex_db_url)
+    yield database
+    database.dispose()
+
+
+@pytest.fixture
+def codex_app(service_settings: dict[str, Any], codex_db_url: str) -> Iterator[Flask]:
+    app = create_app({**service_settings, "DATABASE_URL": codex_db_url,
+                      "CODEX_OUTBOUND_ALLOWLIST": "127.0.0.1,localhost"})
+    yield app
+    app.extensions["hivematrix.db"].dispose()
+
+
+@pytest.fixture
+def codex_client(codex_app: Flask) -> FlaskClient:
+    return codex_app.test_client()
+
+
+@pytest.fixture
+def as_user(tokens: TokenFactory) -> Callable[..., dict[str, str]]:
+    """Headers of a signed-in user at a permission level."""
+
+    def headers(level: str, **claims: Any) -> dict[str, str]:
+        return tokens.headers(tokens.user(level, **claims))
+
+    return headers
+
+
+@pytest.fixture
+def as_service(tokens: TokenFactory) -> Callable[[str], dict[str, str]]:
+    def headers(caller: str) -> dict[str, str]:
+        return tokens.headers(tokens.service(caller, "codex"))
+
+    return headers
