@@ -36,6 +36,7 @@ DEFAULTS: dict[str, Any] = {
     "HELM_TAIL_LOGS": True,
     "HELM_TAIL_INTERVAL_SECONDS": 1.0,
     "HELM_METRICS_INTERVAL_SECONDS": 30.0,
+    "HELM_METRICS_RETENTION_HOURS": 72.0,
     # true or false; unset: on, except in apps created with TESTING (unit tests call the
     # jobs' steps themselves).
     "HELM_BACKGROUND_JOBS": None,

@@ -20,10 +20,11 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from hivematrix.common.db import Database
@@ -90,6 +91,29 @@ def sample_services(session: Session, home: Path, services: dict[str, Any],
     return len(statuses)
 
 
+def prune_samples(session: Session, hours: float, *, now: datetime | None = None,
+                  batch_size: int = 5000) -> int:
+    """Delete samples older than ``hours`` (``HELM_METRICS_RETENTION_HOURS``; 0 keeps them
+    until log retention takes them), committing per batch. Returns the samples removed.
+
+    Charts show a day at most, and a sample every 30 s for every service adds up: without this
+    bound ``HELM_LOG_RETENTION_DAYS=0`` would keep them forever.
+    """
+    if hours <= 0:
+        return 0
+    cutoff = (now or datetime.now(UTC)) - timedelta(hours=hours)
+    removed = 0
+    while True:
+        doomed = (select(ServiceSample.id).where(ServiceSample.timestamp < cutoff)
+                  .limit(batch_size).scalar_subquery())
+        result = session.execute(delete(ServiceSample).where(ServiceSample.id.in_(doomed)))
+        session.commit()
+        count = int(getattr(result, "rowcount", 0) or 0)
+        removed += count
+        if count < batch_size:
+            return removed
+
+
 class Job(threading.Thread):
     """Runs ``step`` every ``interval`` seconds in the process that holds ``lock``."""
 
@@ -152,6 +176,7 @@ def build_jobs(config: dict[str, Any], database: Database) -> list[Job]:
     def sample() -> None:
         with database.sessionmaker() as session:
             sample_services(session, home, read_services(config["SERVICES_FILE"]))
+            prune_samples(session, float(config["HELM_METRICS_RETENTION_HOURS"]))
 
     jobs = []
     if config["HELM_TAIL_LOGS"]:
