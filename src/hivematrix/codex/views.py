@@ -6,4 +6,6 @@ from flask import Blueprint
 
 
 def blueprints() -> list[Blueprint]:
-    return []
+    from hivematrix.codex.api import companies
+
+    return [companies.bp]
