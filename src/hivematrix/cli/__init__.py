@@ -16,7 +16,7 @@ from rich.table import Table
 from hivematrix.cli import home as home_files
 from hivematrix.common.config import hivematrix_home, load_settings
 from hivematrix.common.registry import ServiceSpec, discover_services, read_services
-from hivematrix.helm import lifecycle
+from hivematrix.helm import embedded, lifecycle
 
 console = Console(stderr=True)
 
@@ -67,6 +67,13 @@ def run_command(service: str, port: int | None, workers: int, threads: int, migr
     Services run under gunicorn; Nexus, which carries every browser request, under granian,
     whose HTTP handling in Rust saves about 0.25 ms of CPU per proxied request.
     """
+    if service in embedded.NAMES:  # an embedded dependency: its own server, not gunicorn
+        from hivematrix.helm.configs import ConfigError
+
+        try:
+            embedded.exec_server(_home(), service, discover_services())
+        except (embedded.EmbeddedError, ConfigError, OSError) as exc:
+            raise click.ClickException(str(exc)) from exc
     spec = _spec(service)
     _url, configured_port = _address(service, spec)
     if migrate and spec.migrations:
@@ -202,6 +209,20 @@ def _ordered(names: tuple[str, ...], specs: dict[str, ServiceSpec]) -> list[str]
     return apps.start_order(specs, list(names))
 
 
+def _start_list(names: tuple[str, ...], specs: dict[str, ServiceSpec],
+                dependencies: dict[str, embedded.FalkorDB]) -> list[str]:
+    """The configured embedded dependencies (they depend on nothing) first, then the
+    services, each in dependency order; ``names`` empty: all of them."""
+    asked = [name for name in names if name in embedded.NAMES]
+    for name in asked:
+        if name not in dependencies:
+            raise click.UsageError(f"{name} is not configured to run embedded (set "
+                                   "databases.graph.backend to falkordb first)")
+    services = tuple(name for name in names if name not in embedded.NAMES)
+    first = asked if names else list(dependencies)
+    return [*first, *(_ordered(services, specs) if services or not names else [])]
+
+
 @main.command("start")
 @click.argument("services", nargs=-1)
 @click.option("--timeout", default=60.0, show_default=True, help="Seconds to wait for health.")
@@ -220,18 +241,24 @@ def start_command(services: tuple[str, ...], timeout: float) -> None:
         configs.sync_all(home, specs)
     except configs.ConfigError as exc:
         raise click.ClickException(f"{exc} (fix it with `hivematrix config set`)") from exc
+    try:
+        dependencies = embedded.configured(home, specs)
+    except (configs.ConfigError, embedded.EmbeddedError, OSError) as exc:
+        raise click.ClickException(str(exc)) from exc
     failed = []
-    for name in _ordered(services, specs):
-        url, port = _address(name, specs[name])
+    for name in _start_list(services, specs, dependencies):
+        check = dependencies[name].health if name in dependencies else None
+        url, port = ((dependencies[name].url, dependencies[name].port) if name in dependencies
+                     else _address(name, specs[name]))
         if lifecycle.supervisor_pid(home, name) is not None:
-            if lifecycle.wait_healthy(home, name, url, timeout):
+            if lifecycle.wait_healthy(home, name, url, timeout, check=check):
                 console.print(f"{name}: already running at {url}")
                 continue
             lifecycle.stop(home, name)  # supervised but never healthy: start it afresh
         try:
             with console.status(f"starting {name}..."):
                 lifecycle.start(home, name, port)
-                ok = lifecycle.wait_healthy(home, name, url, timeout)
+                ok = lifecycle.wait_healthy(home, name, url, timeout, check=check)
         except lifecycle.PortTaken as exc:
             failed.append(name)
             console.print(f"[red]{name}[/red]: {exc}")
@@ -261,15 +288,18 @@ def start_command(services: tuple[str, ...], timeout: float) -> None:
 @click.option("--timeout", default=20.0, show_default=True,
               help="Seconds a service has to exit after SIGTERM before it is killed.")
 def stop_command(services: tuple[str, ...], timeout: float) -> None:
-    """Stop services (all by default), dependents first."""
+    """Stop services (all by default), dependents first, embedded dependencies last."""
     from hivematrix.helm import apps
 
     home = _home()
     specs = discover_services()
-    for name in services:
+    named = [name for name in services if name not in embedded.NAMES]
+    for name in named:
         _spec(name)
     # Disabled services too: one may have been disabled while it ran.
-    for name in apps.stop_order(specs, list(services or specs)):
+    order = apps.stop_order(specs, named if services else list(specs))
+    order += [name for name in embedded.NAMES if not services or name in services]
+    for name in order:
         if lifecycle.stop(home, name, timeout):
             console.print(f"{name}: stopped")
 
@@ -302,8 +332,11 @@ def status_command() -> None:
     table = Table("service", "status", "health", "pid", "port", "CPU %", "memory", "uptime",
                   "restarts")
     colours = {"running": "green", "starting": "yellow", "restarting": "red", "stopped": "dim"}
-    listed = [(name, *_address(name, specs[name])) for name in _ordered((), specs)]
-    for item in lifecycle.statuses(home, listed):
+    dependencies = embedded.shown(home, specs)
+    listed = [*((name, server.url, server.port) for name, server in dependencies.items()),
+              *((name, *_address(name, specs[name])) for name in _ordered((), specs))]
+    checks = {name: server.health for name, server in dependencies.items()}
+    for item in lifecycle.statuses(home, listed, checks=checks):
         colour = colours.get(item.state, "white")
         table.add_row(
             item.name, f"[{colour}]{item.state}[/{colour}]", item.health, str(item.pid or "-"),
@@ -320,7 +353,8 @@ def supervise_command(service: str, stop_timeout: float) -> None:
     """Run SERVICE and restart it when it exits (what `start` launches per service)."""
     from hivematrix.helm import supervisor
 
-    _spec(service)
+    if service not in embedded.NAMES:
+        _spec(service)
     supervisor.main(_home(), service, stop_timeout)
 
 

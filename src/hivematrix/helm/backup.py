@@ -75,6 +75,7 @@ from hivematrix import __version__
 from hivematrix.common.config import SettingsError, load_settings, master_config_path
 from hivematrix.common.files import atomic_file
 from hivematrix.common.registry import discover_services
+from hivematrix.helm import embedded
 
 FORMAT = "hivematrix-backup"
 FORMAT_VERSION = 1
@@ -83,10 +84,11 @@ ARCHIVE_SUFFIX = ".hmbackup"
 MANIFEST_NAME = "manifest.json"
 #: Environment variable holding the backup key; it wins over every file.
 KEY_ENVIRONMENT_VARIABLE = "HIVEMATRIX_ENCRYPTION_KEY"
-#: Graph stores kept as plain files: owning service -> folder below ``$HIVEMATRIX_HOME``.
-#: (KnowledgeTree's FalkorDB writes its dump by rename, so each file is copied whole; asking
-#: FalkorDB for a fresh ``BGSAVE`` first belongs here once KnowledgeTree exists.)
-GRAPH_STORES: dict[str, str] = {"knowledgetree": "knowledgetree/graph"}
+#: Graph stores kept as plain files: the process writing it (stopped before a restore
+#: replaces it) -> folder below ``$HIVEMATRIX_HOME``. The embedded FalkorDB replaces its dump
+#: by rename, so a copy is always whole; a backup first has it write a fresh one
+#: (:func:`_fresh_graph_dumps`).
+GRAPH_STORES: dict[str, str] = {embedded.FALKORDB: embedded.DATA_FOLDER}
 #: ``--only`` choices; ``identity`` means identity's database, whichever engine.
 ONLY_CHOICES = ("databases", "postgresql", "sqlite", "identity", "configs", "files", "graph")
 
@@ -288,7 +290,8 @@ def file_group(relative: PurePosixPath) -> str | None:
         return None
     for store in GRAPH_STORES.values():
         if relative.is_relative_to(store):
-            return "graph"
+            # temp-*: a dump being written (it replaces the real one when complete)
+            return None if relative.name.startswith("temp-") else "graph"
     if len(parts) == 2 or parts[1] in _CONFIG_SUBFOLDERS:
         return "configs"
     return "files"
@@ -545,6 +548,15 @@ def _collect_files(home: Path, databases: list[_Database]) -> list[PurePosixPath
                     continue
                 found.append(relative)
     return found
+
+
+def _fresh_graph_dumps(home: Path) -> None:
+    """Have a running embedded FalkorDB write its dump now, so the archive holds every graph
+    write made before the backup began (a stopped one saved everything when it stopped)."""
+    try:
+        embedded.save_snapshot(home, discover_services())
+    except embedded.EmbeddedError as exc:
+        raise BackupError(f"cannot back up the graph store: {exc}") from exc
 
 
 def _copy_hashing(source: IO[bytes], target: Path) -> tuple[int, str]:
@@ -900,6 +912,7 @@ def create_backup(home: Path, output: Path | None, key: str, *,
     databases = _databases(home)
     if any(database.kind == KIND_POSTGRESQL for database in databases):
         _tool("pg_dump")  # before any work
+    _fresh_graph_dumps(home)
     files = _collect_files(home, databases)
     staging = Path(tempfile.mkdtemp(dir=home, prefix=_STAGING_PREFIX))
     try:

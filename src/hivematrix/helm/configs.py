@@ -62,6 +62,9 @@ def validate(config: Mapping[str, Any]) -> None:
     """:raises ConfigError: naming the first unacceptable setting."""
     _validate_system(_section(config, "system"))
     _validate_databases(config)
+    from hivematrix.helm.embedded import graph_settings  # databases.graph: its own rules
+
+    graph_settings(config)
 
 
 def _validate_system(system: Mapping[str, Any]) -> None:

@@ -15,7 +15,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -120,11 +120,13 @@ def start(home: Path, name: str, port: int, *, stop_timeout: float = 20.0) -> in
     return process.pid
 
 
-def wait_healthy(home: Path, name: str, url: str, timeout: float = 60.0) -> bool:
-    """Poll ``/health`` until it says healthy, the supervisor is gone, or time is up."""
+def wait_healthy(home: Path, name: str, url: str, timeout: float = 60.0, *,
+                 check: Callable[[], str] | None = None) -> bool:
+    """Poll ``/health`` (or ``check``, for what is not HTTP) until it says healthy, the
+    supervisor is gone, or time is up."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if health(url, timeout=1.0) == "healthy":
+        if (check() if check else health(url, timeout=1.0)) == "healthy":
             return True
         if supervisor_pid(home, name) is None:
             return False
@@ -186,8 +188,12 @@ def _tree(pid: int) -> list[psutil.Process]:
 
 
 def statuses(home: Path, services: Iterable[tuple[str, str, int]],
-             sample_seconds: float = 0.2) -> list[Status]:
-    """The status of each ``(name, url, port)``; CPU is sampled once over all of them."""
+             sample_seconds: float = 0.2, *,
+             checks: Mapping[str, Callable[[], str]] | None = None) -> list[Status]:
+    """The status of each ``(name, url, port)``; CPU is sampled once over all of them.
+
+    Health comes from ``/health``, or from ``checks[name]`` for what is not HTTP.
+    """
     listed = list(services)
     trees = {name: _tree(pid) for name, _url, _port in listed
              if (pid := service_pid(home, name)) is not None}
@@ -214,7 +220,8 @@ def statuses(home: Path, services: Iterable[tuple[str, str, int]],
         if supervisor is None:
             label, checked = "stopped", "-"
         else:
-            checked = health(url)
+            check = (checks or {}).get(name)
+            checked = check() if check else health(url)
             waiting = state is not None and state.status == "waiting"
             label = "restarting" if waiting else (
                 "running" if checked == "healthy" else "starting")
