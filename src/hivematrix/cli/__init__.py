@@ -500,3 +500,7 @@ _register_logs(main)
 from hivematrix.cli.config_commands import register as _register_config  # noqa: E402
 
 _register_config(main)
+
+from hivematrix.cli.install_commands import register as _register_install  # noqa: E402
+
+_register_install(main)
