@@ -6,6 +6,7 @@ from flask import Blueprint
 
 
 def blueprints() -> list[Blueprint]:
-    from hivematrix.codex.api import companies
+    from hivematrix.codex.api import bulk, companies
 
-    return [companies.bp]
+    # bulk first: its /api/companies/bulk must not be read as a company's account number.
+    return [bulk.bp, companies.bp]
