@@ -40,6 +40,15 @@ DEFAULTS: dict[str, Any] = {
     # true or false; unset: on, except in apps created with TESTING (unit tests call the
     # jobs' steps themselves).
     "HELM_BACKGROUND_JOBS": None,
+    # The users page: auto (Keycloak when `hivematrix keycloak configure` set it up), identity
+    # or keycloak; Keycloak's address and realm default to master_config.json's.
+    "HELM_IDENTITY_PROVIDER": "auto",
+    "HELM_KEYCLOAK_URL": None,
+    "HELM_KEYCLOAK_REALM": None,
+    "HELM_KEYCLOAK_ADMIN_USER": "admin",
+    "HELM_KEYCLOAK_ADMIN_PASSWORD": None,
+    "HELM_KEYCLOAK_ADMIN_REALM": "master",
+    "HELM_KEYCLOAK_VERIFY_TLS": True,
 }
 
 
@@ -68,10 +77,11 @@ def create_app(settings: Mapping[str, Any] | None = None) -> APIFlask:
     """
     from hivematrix.common.auth import admin_required
     from hivematrix.helm.console import console
+    from hivematrix.helm.users import users
     from hivematrix.helm.views import bp
 
     app = create_service_app(SERVICE.name, settings, title="HiveMatrix Helm",
-                             blueprints=[bp, console], defaults=DEFAULTS)
+                             blueprints=[bp, console, users], defaults=DEFAULTS)
     # Even the viewer's script is for admins only: every Helm route is.
     views: dict[str, Any] = app.view_functions
     views["static"] = admin_required(views["static"])

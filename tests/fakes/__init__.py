@@ -1,0 +1,1 @@
+"""Contract fakes of vendors' APIs, shared by the tests that talk to them."""
