@@ -1,0 +1,1 @@
+"""Contract fakes of the vendors Codex syncs with, served over real HTTP."""
