@@ -241,3 +241,17 @@ def test_rmm_devices_get_billing_types_and_vanished_ones_retire(codex_db: Databa
     assert assets["ACME-CAM"].retired_at is not None
     assert assets["ACME-SRV01"].retired_at is None
     assert "Unlinked site" in log and "skipped" in log
+
+
+def test_devices_of_a_deleted_site_retire(codex_db: Database) -> None:
+    psa_run(codex_db, ListedPSA(companies_=[acme()]))
+    site = SiteRecord("datto", "s1", "Acme main", account_number="620547")
+    rmm = ListedRMM([site], {"s1": [DeviceRecord("datto", "d1", "s1", "PC1")]})
+    billing = BillingTypeMap.from_config({})
+    runner.run_job(codex_db, "rmm", "datto",
+                   lambda run: runner.sync_rmm(codex_db, rmm, run, billing))
+    rmm.sites_ = []
+    runner.run_job(codex_db, "rmm", "datto",
+                   lambda run: runner.sync_rmm(codex_db, rmm, run, billing))
+    with codex_db.transaction() as session:
+        assert session.scalars(select(Asset)).one().retired_at is not None

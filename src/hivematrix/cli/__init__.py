@@ -504,3 +504,7 @@ _register_config(main)
 from hivematrix.cli.install_commands import register as _register_install  # noqa: E402
 
 _register_install(main)
+
+from hivematrix.cli.codex_commands import register as _register_codex  # noqa: E402
+
+_register_codex(main)

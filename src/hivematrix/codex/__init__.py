@@ -30,5 +30,11 @@ def create_app(settings: Mapping[str, Any] | None = None) -> APIFlask:
     from hivematrix.codex.settings import DEFAULTS
     from hivematrix.codex.views import blueprints
 
-    return create_service_app(SERVICE.name, settings, title="HiveMatrix Codex",
-                              blueprints=blueprints(), defaults=DEFAULTS)
+    app = create_service_app(SERVICE.name, settings, title="HiveMatrix Codex",
+                             blueprints=blueprints(), defaults=DEFAULTS)
+    if app.config["CODEX_SCHEDULER"] and not app.testing:
+        from hivematrix.codex.scheduler import Scheduler
+
+        app.extensions["codex.scheduler"] = Scheduler(
+            app.config, app.extensions["hivematrix.db"]).start()
+    return app

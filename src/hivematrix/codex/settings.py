@@ -21,6 +21,21 @@ DEFAULTS: dict[str, Any] = {
     "CODEX_WRITE_BACK_ACCOUNT_NUMBERS": True,
     "CODEX_HTTP_TIMEOUT_SECONDS": 30.0,
     "CODEX_HTTP_RETRIES": 5,
+    # Scheduled syncs (minutes between runs; 0 = off); run once per deployment, see scheduler.py.
+    "CODEX_SCHEDULER": True,
+    "CODEX_SCHEDULE_TICKETS_MINUTES": 5,
+    "CODEX_SCHEDULE_PSA_MINUTES": 1440,
+    "CODEX_SCHEDULE_RMM_MINUTES": 60,
+    "CODEX_SCHEDULE_AGENTS_MINUTES": 1440,
+    "CODEX_SYNC_AGENTS": True,
+    # Where the staff list comes from: "identity" (built-in) or "keycloak" (its admin API, with
+    # a service-account client allowed to view users).
+    "CODEX_AGENTS_SOURCE": "identity",
+    "CODEX_KEYCLOAK_URL": "",
+    "CODEX_KEYCLOAK_REALM": "hivematrix",
+    "CODEX_KEYCLOAK_CLIENT_ID": "",
+    "CODEX_KEYCLOAK_CLIENT_SECRET": "",
+    "CODEX_KEYCLOAK_VERIFY_TLS": True,
     # Freshservice
     "FRESHSERVICE_URL": "",
     "FRESHSERVICE_API_KEY": "",
@@ -28,6 +43,13 @@ DEFAULTS: dict[str, Any] = {
     "FRESHSERVICE_PRIORITY_MAP": "{}",
     "FRESHSERVICE_ACCOUNT_NUMBER_FIELD": "account_number",
     "FRESHSERVICE_TICKET_URL": "",
+    # Department custom fields (internal names) holding a company's contract details; an
+    # empty name means the PSA does not carry that detail.
+    "FRESHSERVICE_PLAN_FIELD": "plan_selected",
+    "FRESHSERVICE_CONTRACT_TERM_FIELD": "contract_term",
+    "FRESHSERVICE_CONTRACT_START_FIELD": "contract_start_date",
+    "FRESHSERVICE_MAIN_PHONE_FIELD": "company_main_number",
+    "FRESHSERVICE_ADDRESS_FIELD": "address",
     # ConnectWise Manage
     "CONNECTWISE_URL": "",
     "CONNECTWISE_COMPANY_ID": "",
@@ -38,6 +60,15 @@ DEFAULTS: dict[str, Any] = {
     "CONNECTWISE_PRIORITY_MAP": "{}",
     "CONNECTWISE_ACCOUNT_NUMBER_FIELD": "AccountNumber",
     "CONNECTWISE_TICKET_URL": "",
+    # Company custom fields (captions) holding contract details; empty: not in the PSA.
+    "CONNECTWISE_PLAN_FIELD": "Billing Plan",
+    "CONNECTWISE_CONTRACT_TERM_FIELD": "Contract Term",
+    "CONNECTWISE_CONTRACT_START_FIELD": "Contract Start Date",
+    "CONNECTWISE_SUPPORT_LEVEL_FIELD": "",
+    # `conditions` narrowing what is synced, e.g. board/name="Help Desk" for tickets.
+    "CONNECTWISE_COMPANY_CONDITIONS": "deletedFlag=false",
+    "CONNECTWISE_TICKET_CONDITIONS": "",
+    "CONNECTWISE_PAGE_SIZE": 1000,
     # Datto RMM
     "DATTO_URL": "",
     "DATTO_API_KEY": "",

@@ -6,7 +6,7 @@ from flask import Blueprint
 
 
 def blueprints() -> list[Blueprint]:
-    from hivematrix.codex.api import bulk, companies
+    from hivematrix.codex.api import bulk, companies, sync
 
     # bulk first: its /api/companies/bulk must not be read as a company's account number.
-    return [bulk.bp, companies.bp]
+    return [bulk.bp, companies.bp, sync.bp]

@@ -6,7 +6,7 @@ from typing import Any, NoReturn
 
 from apiflask import APIBlueprint, abort
 
-from hivematrix.common.auth import admin_required
+from hivematrix.common.auth import admin_required, service_allowed
 from hivematrix.common.db import get_session
 from hivematrix.identity import accounts
 from hivematrix.identity.accounts import AccountError, LastAdmin, UnknownUser, UserExists
@@ -42,8 +42,9 @@ def _user(username: str) -> User:
 
 
 @api.get("/api/users")
-@api.doc(summary="List users")
+@api.doc(summary="List users", description="Admins, and Codex (it keeps its staff list from it).")
 @admin_required
+@service_allowed("codex")
 @api.output(UserOut(many=True))
 def list_users() -> Any:
     return accounts.list_users(get_session())

@@ -256,7 +256,19 @@ def sync_rmm(database: Database, connector: RMMConnector, run: Run,
         sites.append((row.id, row.external_id, row.name, row.company_id))
         return outcome
 
-    _apply_all(database, run, "sites", connector.sites(), site)
+    seen_sites = _apply_all(database, run, "sites", connector.sites(), site)
+
+    def gone_sites(session: Session) -> int:
+        # A site deleted in the RMM takes its devices with it: retire them (never delete).
+        from hivematrix.codex.models import RMMSite
+
+        retired = 0
+        for row in session.scalars(select(RMMSite).where(RMMSite.source == connector.source)):
+            if row.external_id not in seen_sites:
+                retired += store.retire_devices(session, row, set())
+        return retired
+
+    _retire(database, run, "devices", gone_sites)
     for site_id, external_id, name, company_id in sites:
         if company_id is None:
             run.log.write(f"site {name} ({external_id}): no AccountNumber matching a company; "
@@ -288,9 +300,12 @@ def sync_rmm(database: Database, connector: RMMConnector, run: Run,
 
 def run_job(database: Database, kind: str, provider: str, work: Callable[[Run], None], *,
             full: bool = False, triggered_by: str = "",
-            progress: ProgressCallback | None = None) -> tuple[str, str]:
-    """Start a job, run ``work`` and finish the job whatever happens: (job id, status)."""
-    job_id = start_job(database, kind, provider, full=full, triggered_by=triggered_by)
+            progress: ProgressCallback | None = None,
+            job_id: str | None = None) -> tuple[str, str]:
+    """Start a job (or take over one :func:`start_job` recorded), run ``work`` and finish the
+    job whatever happens: (job id, status)."""
+    if job_id is None:
+        job_id = start_job(database, kind, provider, full=full, triggered_by=triggered_by)
     run = Run(job_id=job_id, progress=progress)
     run.log.write(f"{kind} sync from {provider} started"
                   f"{' (full)' if full else ''}{' by ' + triggered_by if triggered_by else ''}")
