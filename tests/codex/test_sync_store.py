@@ -255,3 +255,16 @@ def test_devices_of_a_deleted_site_retire(codex_db: Database) -> None:
                    lambda run: runner.sync_rmm(codex_db, rmm, run, billing))
     with codex_db.transaction() as session:
         assert session.scalars(select(Asset)).one().retired_at is not None
+
+
+def test_ticket_total_is_the_sum_of_its_stored_entries(codex_db: Database) -> None:
+    minute = Decimal(1) / 60  # each entry is stored as 0.02
+    ticket = TicketRecord(source="freshservice", external_id="1002", subject="Calls",
+                          status="open", priority="low", updated_at=T0,
+                          time_entries=tuple(TimeEntryRecord(f"m{n}", minute) for n in range(3)))
+    runner.run_job(codex_db, "tickets", "freshservice",
+                   lambda run: runner.sync_tickets(codex_db, ListedPSA(tickets_=[ticket]), run))
+    with codex_db.transaction() as session:
+        row = session.scalars(select(Ticket)).one()
+        assert row.total_hours == sum(entry.hours for entry in row.time_entries) == Decimal(
+            "0.06")

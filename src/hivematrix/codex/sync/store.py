@@ -295,7 +295,9 @@ def _replace_time_entries(ticket: Ticket, record: TicketRecord) -> bool:
         if external_id not in seen:
             ticket.time_entries.remove(row)
             changed = True
-    total = sum((entry.hours for entry in record.time_entries), Decimal("0"))
+    # The sum of the stored (rounded) entries, so the total always matches its entries.
+    total = sum((entry.hours.quantize(Decimal("0.01")) for entry in record.time_entries),
+                Decimal("0"))
     changed |= _assign(ticket, {"total_hours": total.quantize(Decimal("0.01"))})
     return changed
 
