@@ -100,11 +100,12 @@ def test_build_sorts_by_priority_then_oldest_update() -> None:
         ticket(external_id="c", priority="high", priority_raw=3,
                updated_at=NOW - timedelta(hours=3)),
         ticket(external_id="d", status="closed"),
+        ticket(external_id="f", priority="urgent", priority_raw=8),  # a ConnectWise id
         ticket(external_id="e", status="customer_replied"),
     ]
     result = feed.build(tickets, NOW, last_sync_time=NOW - timedelta(minutes=4))
-    assert [item["id"] for item in result["section1"]] == ["c", "b", "a"]
+    assert [item["id"] for item in result["section1"]] == ["f", "c", "b", "a"]
     assert [item["id"] for item in result["section2"]] == ["e"]
-    assert result["total_active"] == 4
+    assert result["total_active"] == 5
     assert result["last_sync_time"] == (NOW - timedelta(minutes=4)).isoformat()
     assert result["section1"][0]["agent_name"] == "Unassigned"

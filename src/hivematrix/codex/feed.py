@@ -165,10 +165,9 @@ def feed_item(ticket: Mapping[str, Any], sla: Sla, now: datetime) -> dict[str, A
 
 
 def _sort_key(item: dict[str, Any]) -> tuple[int, str]:
-    # Most urgent first; then the longest without an update (unknown update times last).
-    rank = item["priority_raw"] if isinstance(item["priority_raw"], int) else PRIORITY_RANK.get(
-        item["priority"], 0)
-    return (-rank, item["updated_at"] or "9999")
+    # Most urgent first (by the normalised priority: raw ids are per vendor, and ConnectWise's
+    # are per tenant); then the longest without an update (unknown update times last).
+    return (-PRIORITY_RANK.get(item["priority"], 0), item["updated_at"] or "9999")
 
 
 def build(tickets: Iterable[Mapping[str, Any]], now: datetime,
