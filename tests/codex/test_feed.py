@@ -100,7 +100,8 @@ def test_build_sorts_by_priority_then_oldest_update() -> None:
         ticket(external_id="c", priority="high", priority_raw=3,
                updated_at=NOW - timedelta(hours=3)),
         ticket(external_id="d", status="closed"),
-        ticket(external_id="f", priority="urgent", priority_raw=8),  # a ConnectWise id
+        ticket(external_id="f", priority="urgent", priority_raw=8,  # a ConnectWise id
+               updated_at=NOW - timedelta(minutes=10)),
         ticket(external_id="e", status="customer_replied"),
     ]
     result = feed.build(tickets, NOW, last_sync_time=NOW - timedelta(minutes=4))
