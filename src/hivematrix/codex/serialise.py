@@ -6,11 +6,13 @@ Decimal; ``backup_bytes`` is an integer number of bytes.
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
+from hivematrix.codex.assets import warranty_status
 from hivematrix.codex.billing_types import effective
 from hivematrix.codex.models import (
+    Agent,
     Asset,
     Company,
     Contact,
@@ -64,8 +66,10 @@ def contact(row: Contact, *, company_id: int | None = None) -> dict[str, Any]:
     }
 
 
-def asset(row: Asset) -> dict[str, Any]:
-    return {
+def asset(row: Asset, *, today: date | None = None, contacts: bool = False) -> dict[str, Any]:
+    """An asset; ``warranty_status`` is judged on ``today`` (UTC today by default), and with
+    ``contacts`` the asset's users are listed."""
+    data = {
         "id": row.id, "account_number": row.company.account_number, "hostname": row.hostname,
         "device_category": row.device_category,
         "billing_type": effective(row.billing_type, row.billing_type_override),
@@ -75,6 +79,8 @@ def asset(row: Asset) -> dict[str, Any]:
         "operating_system": row.operating_system, "serial_number": row.serial_number,
         "model": row.model, "manufacturer": row.manufacturer,
         "purchase_date": iso(row.purchase_date), "warranty_expiry": iso(row.warranty_expiry),
+        "warranty_status": warranty_status(row.warranty_expiry,
+                                           today or datetime.now(UTC).date()),
         "internal_ip": row.internal_ip, "external_ip": row.external_ip,
         "last_seen": iso(row.last_seen), "last_reboot": iso(row.last_reboot),
         "online": row.online, "patch_status": row.patch_status,
@@ -85,6 +91,11 @@ def asset(row: Asset) -> dict[str, Any]:
         "rmm_source": row.rmm_source, "rmm_device_id": row.rmm_device_id,
         "portal_url": row.portal_url, "retired_at": iso(row.retired_at),
     }
+    if contacts:
+        data["contacts"] = [{"id": person.id, "name": person.name, "email": person.email,
+                             "active": person.active}
+                            for person in sorted(row.contacts, key=lambda item: item.name)]
+    return data
 
 
 def network_device(row: NetworkDevice) -> dict[str, Any]:
@@ -140,3 +151,10 @@ def ticket(row: Ticket, *, details: bool = False) -> dict[str, Any]:
         data["time_entries"] = [time_entry(entry) for entry in row.time_entries]
         data["conversations"] = [conversation(entry) for entry in row.conversations]
     return data
+
+
+def staff_agent(row: Agent) -> dict[str, Any]:
+    """A HiveMatrix staff member's Codex row and preferences."""
+    return {"id": row.id, "username": row.username, "email": row.email, "name": row.name,
+            "enabled": row.enabled, "theme": row.theme, "home_page": row.home_page,
+            "created_at": iso(row.created_at), "last_synced_at": iso(row.last_synced_at)}

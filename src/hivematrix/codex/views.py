@@ -6,7 +6,19 @@ from flask import Blueprint
 
 
 def blueprints() -> list[Blueprint]:
-    from hivematrix.codex.api import bulk, companies, sync
+    from hivematrix.codex.api import (
+        agents,
+        assets,
+        bulk,
+        companies,
+        contacts,
+        locations,
+        network,
+        psa,
+        sync,
+        tickets,
+    )
 
     # bulk first: its /api/companies/bulk must not be read as a company's account number.
-    return [bulk.bp, companies.bp, sync.bp]
+    return [bulk.bp, companies.bp, sync.bp, contacts.bp, locations.bp, assets.bp, network.bp,
+            tickets.bp, psa.bp, agents.bp]
