@@ -425,6 +425,12 @@ def test_keycloak_refusals_are_clear_and_leave_nothing_half_made(
     taken = post_form(kc_helm, admin, "/users/new", "/users/new", {"username": "admin"})
     assert taken.status_code == 409
     assert "username: Keycloak: User exists with same username" in taken.get_data(as_text=True)
+    post_form(kc_helm, admin, "/users/new", "/users/new",
+              {"username": "first", "email": "one@example.test"})
+    same_email = post_form(kc_helm, admin, "/users/new", "/users/new",
+                           {"username": "second", "email": "one@example.test"})
+    assert same_email.status_code == 409
+    assert "email: Keycloak: User exists with same email" in same_email.get_data(as_text=True)
 
     keycloak.realms["hivematrix"].password_min_length = 40
     weak = post_form(kc_helm, admin, "/users/new", "/users/new",
@@ -440,20 +446,36 @@ def test_keycloak_refusals_are_clear_and_leave_nothing_half_made(
     assert kc_helm.get("/users/nobody", headers=admin).status_code == 404
 
 
-@pytest.mark.parametrize(("settings", "message"), [
-    ({"HELM_KEYCLOAK_ADMIN_PASSWORD": None}, "HELM_KEYCLOAK_ADMIN_PASSWORD"),
-    ({"HELM_KEYCLOAK_ADMIN_PASSWORD": "wrong"}, "rejected Helm&#39;s admin credentials"),
+@pytest.mark.parametrize(("settings", "status", "message"), [
+    ({"HELM_KEYCLOAK_ADMIN_PASSWORD": None}, 200, "HELM_KEYCLOAK_ADMIN_PASSWORD"),
+    ({"HELM_KEYCLOAK_ADMIN_PASSWORD": "wrong"}, 503, "rejected Helm&#39;s admin credentials"),
     ({"HELM_KEYCLOAK_ADMIN_PASSWORD": ADMIN_PASSWORD,
-      "HELM_KEYCLOAK_URL": f"http://127.0.0.1:{free_port()}"}, "cannot be reached"),
-    ({"HELM_KEYCLOAK_ADMIN_PASSWORD": ADMIN_PASSWORD, "HELM_KEYCLOAK_REALM": "other"},
+      "HELM_KEYCLOAK_URL": f"http://127.0.0.1:{free_port()}"}, 503, "cannot be reached"),
+    ({"HELM_KEYCLOAK_ADMIN_PASSWORD": ADMIN_PASSWORD, "HELM_KEYCLOAK_REALM": "other"}, 503,
      "has no realm &#39;other&#39;"),
 ])
 def test_keycloak_problems_are_named(keycloak: FakeKeycloak, make_helm: Callable[..., Flask],
                                      admin: dict[str, str], settings: dict[str, Any],
-                                     message: str) -> None:
+                                     status: int, message: str) -> None:
     page = make_helm(**settings).test_client().get("/users", headers=admin)
-    assert page.status_code in (502, 503)
+    assert page.status_code == status
     assert message in page.get_data(as_text=True)
+
+
+def test_without_a_registered_identity_service_the_page_says_what_is_missing(
+        hm_home: Path, make_helm: Callable[..., Flask], admin: dict[str, str]) -> None:
+    client = make_helm().test_client()
+    for path in ("/users", "/users/new", "/users/tom", "/groups"):
+        page = client.get(path, headers=admin)
+        assert page.status_code == 200, path
+        assert "The identity service is not registered in services.json." in page.get_data(
+            as_text=True)
+    # (No users form is offered now; the session's token comes from another Helm form.)
+    token = csrf(client.get("/settings", headers=admin).get_data(as_text=True))
+    refused = client.post("/users/new", headers=admin,
+                          data={"csrf_token": token, "username": "carol"})
+    assert refused.status_code == 409
+    assert "not registered" in refused.get_data(as_text=True)
 
 
 def test_every_users_route_is_for_admins_only(keycloak: FakeKeycloak, kc_helm: FlaskClient,

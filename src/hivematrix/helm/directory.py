@@ -67,9 +67,16 @@ class InvalidInput(DirectoryError):
 
 
 class Unavailable(DirectoryError):
-    """The provider cannot be reached, or Helm is not set up to talk to it."""
+    """The provider cannot be reached, or does not let Helm in."""
 
     status = 503
+
+
+class NotConfigured(DirectoryError):
+    """Helm is not set up to reach a provider (a setting or registration is missing): a state
+    of the platform, not a failure, so changes are refused with 409 until it is fixed."""
+
+    status = 409
 
 
 @dataclass(frozen=True)
@@ -217,7 +224,7 @@ def chosen_provider(setting: str, section: Mapping[str, Any]) -> str:
     """
     choice = (setting or "auto").strip().lower()
     if choice not in PROVIDERS:
-        raise Unavailable(f"HELM_IDENTITY_PROVIDER must be one of {', '.join(PROVIDERS)}, "
+        raise NotConfigured(f"HELM_IDENTITY_PROVIDER must be one of {', '.join(PROVIDERS)}, "
                           f"not {setting!r}")
     if choice != "auto":
         return choice
@@ -241,15 +248,15 @@ def keycloak_access(config: Mapping[str, Any], section: Mapping[str, Any]) -> Ke
     """Helm's ``HELM_KEYCLOAK_*`` settings, the server and realm defaulting to the
     ``keycloak`` section of master_config.json.
 
-    :raises Unavailable: no server URL or no admin password is configured.
+    :raises NotConfigured: no server URL or no admin password is configured.
     """
     server_url = config.get("HELM_KEYCLOAK_URL") or section.get("url")
     if not server_url:
-        raise Unavailable("Keycloak's address is unknown: set HELM_KEYCLOAK_URL, or run "
+        raise NotConfigured("Keycloak's address is unknown: set HELM_KEYCLOAK_URL, or run "
                           "`hivematrix keycloak configure`.")
     password = config.get("HELM_KEYCLOAK_ADMIN_PASSWORD")
     if not password:
-        raise Unavailable("Helm has no Keycloak admin credentials: set "
+        raise NotConfigured("Helm has no Keycloak admin credentials: set "
                           "HELM_KEYCLOAK_ADMIN_USER and HELM_KEYCLOAK_ADMIN_PASSWORD in Helm's "
                           "settings.")
     return KeycloakAccess(
@@ -526,7 +533,13 @@ class KeycloakDirectory:
                            ("email", new.email)):
             if value:
                 payload[key] = value
-        user_id: str = self._call(lambda: self.admin.create_user(payload), field="username")
+        try:
+            user_id: str = self._call(lambda: self.admin.create_user(payload),
+                                      field="username")
+        except Conflict as exc:
+            if "same email" in exc.message:  # "User exists with same email"
+                exc.field = "email"
+            raise
         password = temporary_password()
         try:
             self._call(lambda: self.admin.set_user_password(user_id, password, temporary=True),
@@ -581,8 +594,8 @@ def open_directory(config: Mapping[str, Any], *, admin_token: str | None,
 
     :param admin_token: the signed-in administrator's bearer token (for identity's API)
     :param identity_url: gives identity's base URL (from services.json); raises
-        :class:`Unavailable` when identity is not registered
-    :raises Unavailable: the provider is not usable as configured.
+        :class:`NotConfigured` when identity is not registered
+    :raises NotConfigured: the provider is not usable as configured.
     """
     section = keycloak_section(Path(config["HIVEMATRIX_HOME"]))
     provider = chosen_provider(str(config.get("HELM_IDENTITY_PROVIDER") or "auto"), section)

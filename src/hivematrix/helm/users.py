@@ -18,7 +18,7 @@ from hivematrix.common.errors import problem
 from hivematrix.common.logging import CORRELATION_HEADER, current_correlation_id
 from hivematrix.common.service_client import ServiceClient, UnknownServiceError
 from hivematrix.helm import directory
-from hivematrix.helm.directory import Directory, DirectoryError, DirectoryUser, Unavailable
+from hivematrix.helm.directory import Directory, DirectoryError, DirectoryUser, NotConfigured
 
 users = APIBlueprint("helm_users", __name__, tag="Helm")
 
@@ -37,7 +37,7 @@ def _directory() -> Directory:
         try:
             return client.base_url(directory.IDENTITY)
         except UnknownServiceError as exc:
-            raise Unavailable("The identity service is not registered in services.json.") from exc
+            raise NotConfigured("The identity service is not registered in services.json.") from exc
 
     correlation_id = current_correlation_id()
     return directory.open_directory(
@@ -50,6 +50,18 @@ def _private(body: str, status: int = 200) -> Response:
     response = Response(body, status=status, mimetype="text/html")
     response.headers["Cache-Control"] = "no-store"
     return response
+
+
+def _unavailable_page(exc: DirectoryError) -> Any:
+    """What a page shows when the directory cannot be used.
+
+    A missing setting is the platform's state, shown like the dashboard's "no services" (200,
+    with what to set); a provider that fails to answer is the error it is.
+    """
+    if isinstance(exc, NotConfigured):
+        return render_template("helm/users.html", users=[], search="", provider=None,
+                               setup_error=exc.message)
+    return problem(exc.status, exc.message)
 
 
 def _audit(message: str, **fields: Any) -> None:
@@ -66,7 +78,7 @@ def user_list() -> Any:
         found = _directory()
         listed = found.list_users(search)
     except DirectoryError as exc:
-        return problem(exc.status, exc.message)
+        return _unavailable_page(exc)
     return render_template("helm/users.html", users=listed, search=search,
                            provider=PROVIDER_TITLES[found.provider])
 
@@ -86,7 +98,7 @@ def new_user() -> Any:
     try:
         return _new_form(_directory(), values={"groups": []}, errors={})
     except DirectoryError as exc:
-        return problem(exc.status, exc.message)
+        return _unavailable_page(exc)
 
 
 @users.post("/users/new")
@@ -150,7 +162,7 @@ def user_detail(username: str) -> Any:
         return _detail_page(found, found.get_user(username),
                             notice=NOTICES.get(request.args.get("saved", "")))
     except DirectoryError as exc:
-        return problem(exc.status, exc.message)
+        return _unavailable_page(exc)
 
 
 @users.post("/users/<username>/groups")
@@ -223,6 +235,6 @@ def group_list() -> Any:
         found = _directory()
         groups = found.list_groups()
     except DirectoryError as exc:
-        return problem(exc.status, exc.message)
+        return _unavailable_page(exc)
     return render_template("helm/users_groups.html", groups=groups,
                            provider=PROVIDER_TITLES[found.provider])
