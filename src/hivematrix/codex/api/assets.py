@@ -104,7 +104,9 @@ def list_assets() -> Any:
 
 
 @bp.get("/api/assets/<int:asset_id>")
-@bp.doc(summary="One asset, with its users (`contacts`)")
+@bp.doc(summary="One asset, with its users (`contacts`)",
+        description="Client users see their own company's assets. Staff and the Ledger, "
+                    "Brainhair and KnowledgeTree services.")
 @token_required
 @service_allowed(*READERS)
 @refusals

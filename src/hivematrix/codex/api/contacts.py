@@ -91,7 +91,9 @@ def list_contacts() -> Any:
 
 
 @bp.get("/api/contacts/<int:contact_id>")
-@bp.doc(summary="One contact, with their roles")
+@bp.doc(summary="One contact, with their roles",
+        description="Client users see contacts of their own company, and only their role "
+                    "there. Staff and the Ledger, Brainhair and KnowledgeTree services.")
 @token_required
 @service_allowed(*READERS)
 @refusals

@@ -41,7 +41,9 @@ def create_location(account_number: str, data: dict[str, Any]) -> Any:
 
 
 @bp.get("/api/locations/<int:location_id>")
-@bp.doc(summary="One location")
+@bp.doc(summary="One location",
+        description="Client users see their own company's. Staff and the reading services "
+                    "(Ledger, Beacon, Brainhair, KnowledgeTree, Helm).")
 @token_required
 @service_allowed(*READERS)
 @refusals
@@ -52,7 +54,9 @@ def get_location(location_id: int) -> Any:
 
 
 @bp.patch("/api/locations/<int:location_id>")
-@bp.doc(summary="Change a location", description="Admins and technicians.")
+@bp.doc(summary="Change a location",
+        description="Admins and technicians; send only the fields to change. Names stay "
+                    "unique within the company (409).")
 @permission_required(*access.WRITERS)
 @bp.input(LocationPatch, location="json", arg_name="data")
 @refusals

@@ -80,7 +80,9 @@ def list_devices() -> Any:
 
 
 @bp.get("/api/companies/<account_number>/network_equipment")
-@bp.doc(summary="A company's network equipment")
+@bp.doc(summary="A company's network equipment",
+        description="Sorted by name. Client users: their own company only. Staff and the "
+                    "Brainhair and KnowledgeTree services.")
 @token_required
 @service_allowed(*READERS)
 @refusals
@@ -105,7 +107,9 @@ def company_topology(account_number: str) -> Any:
 
 
 @bp.get("/api/network_equipment/<int:device_id>")
-@bp.doc(summary="One network device, with its links")
+@bp.doc(summary="One network device, with its links",
+        description="`links` are the cables at either end of it. Client users: their own "
+                    "company only. Staff and the Brainhair and KnowledgeTree services.")
 @token_required
 @service_allowed(*READERS)
 @refusals
@@ -176,7 +180,8 @@ def create_link(device_id: int, data: dict[str, Any]) -> Any:
 
 
 @bp.delete("/api/network_links/<int:link_id>")
-@bp.doc(summary="Remove a link", description="Admins and technicians.")
+@bp.doc(summary="Remove a link",
+        description="Admins and technicians. The devices stay.")
 @permission_required(*access.WRITERS)
 @refusals
 def delete_link(link_id: int) -> Any:
