@@ -23,7 +23,7 @@ from hivematrix.common.db import get_session
 from hivematrix.common.errors import problem
 from hivematrix.common.logging import quiet
 from hivematrix.common.registry import read_services
-from hivematrix.helm import lifecycle, logstore
+from hivematrix.helm import lifecycle, logstore, metrics
 from hivematrix.helm.models import LogEntry, ServiceSample
 from hivematrix.helm.schemas import (
     IngestIn,
@@ -32,6 +32,7 @@ from hivematrix.helm.schemas import (
     LogPageOut,
     LogQueryIn,
 )
+from hivematrix.helm.supervisor import State
 
 bp = APIBlueprint("helm", __name__, tag="Helm")
 
@@ -41,6 +42,26 @@ PAGE_SIZE = 100
 LEVEL_BADGES = {"DEBUG": "", "INFO": "badge--info", "WARNING": "badge--warning",
                 "ERROR": "badge--danger", "CRITICAL": "badge--danger", "UNKNOWN": ""}
 FILTER_NAMES = ("service", "level", "correlation_id", "user", "since", "until", "q")
+#: The dashboard's rows ask for fresh statuses this often.
+DASHBOARD_REFRESH_SECONDS = 10
+#: Warnings and errors the service detail page lists.
+RECENT_PROBLEMS = 20
+
+
+@bp.app_template_filter("duration")
+def duration(seconds: float | None) -> str:
+    """``3 d 4 h``, ``12 min``, ``40 s``: the two largest units."""
+    if seconds is None:
+        return "-"
+    left = int(seconds)
+    parts: list[str] = []
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60), ("s", 1)):
+        if left >= size or (unit == "s" and not parts):
+            parts.append(f"{left // size} {unit}")
+            left %= size
+        if len(parts) == 2:
+            break
+    return " ".join(parts)
 
 
 @bp.app_template_filter("pretty_json")
@@ -123,22 +144,74 @@ def _page(entries: list[LogEntry], limit: int) -> dict[str, Any]:
 
 # --- pages ---------------------------------------------------------------------------------
 
+def _listed(services: Mapping[str, Any]) -> list[tuple[str, str, int]]:
+    """``(name, url, port)`` of each service with an address (what lifecycle describes)."""
+    return [(name, str(entry["url"]), int(entry["port"])) for name, entry in services.items()
+            if isinstance(entry, dict) and entry.get("url") and entry.get("port")]
+
+
+def _home() -> Path:
+    return Path(current_app.config["HIVEMATRIX_HOME"])
+
+
+def _status_json(status: lifecycle.Status, counts: Mapping[str, int]) -> dict[str, Any]:
+    return {"name": status.name, "state": status.state, "health": status.health,
+            "pid": status.pid, "port": status.port, "cpu_percent": status.cpu_percent,
+            "memory_mb": status.memory_mb, "uptime_seconds": status.uptime_seconds,
+            "restarts": status.restarts, "restartable": status.state != "stopped"
+            and status.name != "helm",
+            "log_counts": {level: counts.get(level, 0)
+                           for level in (*logstore.LEVELS, logstore.UNKNOWN)}}
+
+
+def _range_of(args: Mapping[str, str]) -> str:
+    chosen = (args.get("range") or metrics.DEFAULT_RANGE).strip()
+    if chosen not in metrics.RANGES:
+        raise BadParameter("range", f"must be one of {', '.join(metrics.RANGES)}")
+    return chosen
+
+
 @bp.get("/")
 @bp.doc(hide=True)
 @admin_required
 def dashboard() -> str:
-    """Each service's state and health, and its log lines of the last hour by level."""
+    """Each service's state and health, and its log lines of the last hour by level; the rows
+    refresh themselves from ``/api/services`` (dashboard.js)."""
     services = _registered_services()
-    listed = [(name, str(entry["url"]), int(entry["port"])) for name, entry in services.items()
-              if isinstance(entry, dict) and entry.get("url") and entry.get("port")]
-    statuses = lifecycle.statuses(Path(current_app.config["HIVEMATRIX_HOME"]), listed,
-                                  sample_seconds=0.1)
+    statuses = lifecycle.statuses(_home(), _listed(services), sample_seconds=0.1)
     since = datetime.now(UTC) - timedelta(hours=1)
     counts = logstore.level_counts(get_session(), since)
     restarted = request.args.get("restarted")
     return render_template("helm/dashboard.html", statuses=statuses, counts=counts,
                            levels=(*logstore.LEVELS, logstore.UNKNOWN),
-                           restarted=restarted if restarted in services else None)
+                           restarted=restarted if restarted in services else None,
+                           refresh_seconds=DASHBOARD_REFRESH_SECONDS)
+
+
+@bp.get("/services/<name>")
+@bp.doc(hide=True)
+@admin_required
+def service_detail(name: str) -> Any:
+    """One service: its state, the supervisor's record, recent problems and resource charts."""
+    services = _registered_services()
+    if name not in services:
+        return problem(404, f"There is no service called '{name}'.", title="Unknown service")
+    try:
+        chosen = _range_of(request.args)
+    except BadParameter as exc:
+        return _bad_parameter(exc)
+    listed = _listed({name: services[name]})
+    status = lifecycle.statuses(_home(), listed, sample_seconds=0.1)[0] if listed else None
+    session = get_session()
+    problems = logstore.search(session, logstore.LogQuery(service=name, level="WARNING",
+                                                          limit=RECENT_PROBLEMS))
+    start, end = metrics.window(chosen)
+    [charts] = metrics.service_charts(session, [name], start=start, end=end)
+    return render_template(
+        "helm/service.html", name=name, entry=services[name], status=status,
+        supervisor=State.read(_home(), name), problems=problems, badges=LEVEL_BADGES,
+        charts=charts, ranges=metrics.RANGES, range_labels=metrics.RANGE_LABELS,
+        chosen=chosen, restarted=request.args.get("restarted") == "1")
 
 
 @bp.post("/services/<name>/restart")
@@ -151,10 +224,12 @@ def restart_service(name: str) -> Response:
     if name == "helm":
         return problem(409, "Helm cannot restart itself from its own page; use "
                             "`hivematrix restart helm`.", title="Refused")
-    if not lifecycle.restart_now(Path(current_app.config["HIVEMATRIX_HOME"]), name):
+    if not lifecycle.restart_now(_home(), name):
         return problem(409, f"'{name}' is not running under Helm's supervision; start it "
                             f"with `hivematrix start {name}`.", title="Not running")
     current_app.logger.warning(f"restart of {name} requested by an admin")
+    if request.form.get("return_to") == "service":
+        return redirect(url_for("helm.service_detail", name=name, restarted="1"), 303)
     return redirect(url_for("helm.dashboard", restarted=name), 303)
 
 
@@ -256,6 +331,21 @@ def api_log_entry(entry_id: int) -> Any:
     if entry is None:
         return problem(404, f"No log entry {entry_id}.")
     return entry.to_dict()
+
+
+@bp.get("/api/services")
+@bp.doc(summary="Every service's status",
+        description="Admins only. State, health, pid, port, CPU, memory, uptime and restarts "
+                    "of each service in services.json, with its log lines of the last hour "
+                    "per level (what the dashboard shows; it polls this).")
+@quiet  # polled by every open dashboard: its request lines would crowd the log
+@admin_required
+def api_services() -> Any:
+    statuses = lifecycle.statuses(_home(), _listed(_registered_services()), sample_seconds=0.1)
+    counts = logstore.level_counts(get_session(), datetime.now(UTC) - timedelta(hours=1))
+    return {"services": [_status_json(status, counts.get(status.name, {}))
+                         for status in statuses],
+            "checked_at": datetime.now(UTC).isoformat(timespec="seconds")}
 
 
 @bp.get("/api/services/<name>/samples")
