@@ -4,9 +4,10 @@ It implements the documented request and response shapes (vendor-apis.md section
 calls python-keycloak makes: 201 + ``Location`` with an empty body on creates, 409
 ``{"errorMessage"}`` on duplicates, 404 ``{"error", "error_description"}``, arrays for queries
 (paged with ``first``/``max``), ``{type, value}`` client secrets, a password-grant token
-endpoint for ``admin-cli``, and the user administration Helm's users page uses: user search
-with ``briefRepresentation``, ``PUT``/``DELETE /users/{id}``, ``/users/{id}/groups`` (and
-joining or leaving one with ``PUT``/``DELETE``), ``/groups/{id}/members`` and
+endpoint for ``admin-cli`` and a client-credentials one for a realm's service-account
+clients, and the user administration Helm's users page uses: user search with
+``briefRepresentation``, ``PUT``/``DELETE /users/{id}``, ``/users/{id}/groups`` (and joining
+or leaving one with ``PUT``/``DELETE``), ``/groups/{id}/members`` and
 ``/users/{id}/reset-password`` with the realm's minimum password length.
 """
 
@@ -119,6 +120,8 @@ class FakeKeycloak:
     forbidden: bool = False
     #: ``PUT /users/{id}`` bodies, as (user id, body).
     updates: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    #: Client-credentials tokens handed out, as (realm, clientId).
+    client_grants: list[tuple[str, str]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.realms["master"] = FakeRealm({"id": "master", "realm": "master", "enabled": True})
@@ -193,6 +196,36 @@ class FakeKeycloak:
                 return self._token_response()
             # A refresh token whose session has ended.
             return {"error": "invalid_grant", "error_description": "Session not active"}, 400
+
+        @app.post("/realms/<realm>/protocol/openid-connect/token")
+        def client_token(realm: str) -> Any:
+            """A confidential client's own token (client credentials, its service account),
+            as Codex reads the staff list with."""
+            state, form = self.realms.get(realm), request.form
+            if state is None:
+                return _not_found("Realm does not exist")
+            if form.get("grant_type") != "client_credentials":
+                return {"error": "unsupported_grant_type",
+                        "error_description": "Unsupported grant_type"}, 400
+            auth = request.authorization
+            client_id = auth.username if auth else form.get("client_id")
+            secret = auth.password if auth else form.get("client_secret")
+            client = next((c for c in state.clients.values() if c["clientId"] == client_id),
+                          None)
+            if client is None or state.secrets.get(client["id"]) != secret:
+                return {"error": "unauthorized_client",
+                        "error_description": "Invalid client or Invalid client credentials"
+                        }, 401
+            if not client.get("serviceAccountsEnabled"):
+                return {"error": "unauthorized_client",
+                        "error_description": "Client not enabled to retrieve service account"
+                        }, 400
+            self.client_grants.append((realm, str(client_id)))
+            access = secrets.token_urlsafe(24)
+            self.tokens.add(access)
+            # No refresh token for client credentials: the client asks again.
+            return {"access_token": access, "expires_in": 300, "refresh_expires_in": 0,
+                    "token_type": "Bearer", "not-before-policy": 0, "scope": "profile email"}
 
         # realms
 

@@ -6,8 +6,9 @@ minutes from the Unix epoch, so all processes agree). To run a slot a process in
 the database lets exactly one insert succeed, and the others skip that slot. A slot missed
 while every process was down is not caught up; the next one runs.
 
-Intervals are settings (``CODEX_SCHEDULE_<KIND>_MINUTES``; 0 turns a schedule off); kinds
-whose vendor is not configured are skipped.
+Intervals are settings (``CODEX_SCHEDULE_<KIND>_MINUTES``; 0 turns a schedule off, and
+``CODEX_SCHEDULE_<KIND>_SECONDS`` above 0 wins, for tests); kinds whose vendor is not
+configured are skipped. Each process looks every ``CODEX_SCHEDULER_TICK_SECONDS``.
 """
 
 from __future__ import annotations
@@ -36,6 +37,9 @@ Runner = Callable[[Mapping[str, Any], Database, str, str], tuple[str, str]]
 
 
 def interval(config: Mapping[str, Any], kind: str) -> timedelta | None:
+    seconds = float(config.get(f"CODEX_SCHEDULE_{kind.upper()}_SECONDS") or 0)
+    if seconds > 0:
+        return timedelta(seconds=seconds)
     raw = config.get(f"CODEX_SCHEDULE_{kind.upper()}_MINUTES", DEFAULT_MINUTES[kind])
     minutes = int(raw)
     return timedelta(minutes=minutes) if minutes > 0 else None
@@ -105,6 +109,7 @@ class Scheduler:
         self.config = config
         self.database = database
         self.who = f"{socket.gethostname()}:{os.getpid()}"
+        self.tick_seconds = float(config.get("CODEX_SCHEDULER_TICK_SECONDS") or TICK_SECONDS)
         self._stop = threading.Event()
         self.thread = threading.Thread(target=self._loop, name="codex-scheduler", daemon=True)
 
@@ -116,7 +121,7 @@ class Scheduler:
         self._stop.set()
 
     def _loop(self) -> None:
-        while not self._stop.wait(TICK_SECONDS):
+        while not self._stop.wait(self.tick_seconds):
             try:
                 tick(self.config, self.database, utcnow(), self.who)
             except Exception:  # the loop must outlive any one failure

@@ -27,6 +27,13 @@ DEFAULTS: dict[str, Any] = {
     "CODEX_SCHEDULE_PSA_MINUTES": 1440,
     "CODEX_SCHEDULE_RMM_MINUTES": 60,
     "CODEX_SCHEDULE_AGENTS_MINUTES": 1440,
+    # Schedules finer than a minute (tests); a value above 0 wins over the minutes.
+    "CODEX_SCHEDULE_TICKETS_SECONDS": 0.0,
+    "CODEX_SCHEDULE_PSA_SECONDS": 0.0,
+    "CODEX_SCHEDULE_RMM_SECONDS": 0.0,
+    "CODEX_SCHEDULE_AGENTS_SECONDS": 0.0,
+    # How often each process looks for a due slot.
+    "CODEX_SCHEDULER_TICK_SECONDS": 30.0,
     "CODEX_SYNC_AGENTS": True,
     # Where the staff list comes from: "identity" (built-in) or "keycloak" (its admin API, with
     # a service-account client allowed to view users).

@@ -52,7 +52,13 @@ def start_sync(kind: str) -> Any:
     if level not in STARTERS[kind]:
         raise Forbidden(f"Starting a {kind} sync requires permission level: "
                         f"{', '.join(STARTERS[kind])}.")
-    body = request.get_json(silent=True) or {}
+    body = request.get_json(silent=True)
+    if body is None:
+        body = {}
+    if not isinstance(body, dict):
+        return problem(422, "The body must be a JSON object, such as {\"full\": true}.",
+                       title="Invalid input",
+                       errors={"json": {"_schema": ["Must be a JSON object."]}})
     full = body.get("full", False)
     if not isinstance(full, bool):
         return problem(422, "full: must be true or false", title="Invalid input",
@@ -60,21 +66,22 @@ def start_sync(kind: str) -> Any:
     if full and level != "admin":
         raise Forbidden("A full sync requires permission level: admin.")
     config = current_app.config
+    starter = str(g.user.get("preferred_username", ""))
     try:
         provider = service.provider_of(config, kind)
-        job_id = runner.start_job(get_db(), kind, provider, full=full,
-                                  triggered_by=g.user.get("preferred_username", ""))
+        job_id = runner.start_job(get_db(), kind, provider, full=full, triggered_by=starter)
     except NotConfigured as exc:
         return problem(503, str(exc), title="Not configured")
     except runner.JobRunning as exc:
-        return problem(409, str(exc), title="Already running", job_id=exc.job.id)
+        return problem(409, str(exc), title="Already running", job_id=exc.job_id)
     database = get_db()
     app = current_app._get_current_object()  # type: ignore[attr-defined]
 
     def work() -> None:
         with app.app_context():
             try:
-                service.run(config, database, kind, full=full, job_id=job_id)
+                service.run(config, database, kind, full=full, job_id=job_id,
+                            triggered_by=starter)
             except BadSetting as exc:  # a broken setting: the job says why
                 runner.finish_job(database, runner.Run(job_id=job_id), error=str(exc))
 

@@ -49,7 +49,10 @@ class JobRunning(Exception):
     def __init__(self, job: SyncJob) -> None:
         super().__init__(f"a {job.kind} sync is already running (job {job.id}, started "
                          f"{job.started_at.isoformat()})")
-        self.job = job
+        # Plain values: the row is expired (detached) once the refusing transaction ends.
+        self.job_id = job.id
+        self.kind = job.kind
+        self.started_at = job.started_at
 
 
 @dataclass

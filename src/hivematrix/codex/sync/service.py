@@ -36,7 +36,7 @@ def provider_of(config: Mapping[str, Any], kind: str) -> str:
             raise factory.NotConfigured("no RMM is configured (set CODEX_RMM_PROVIDER)")
         return provider
     if kind == "agents":
-        return "identity"
+        return str(config.get("CODEX_AGENTS_SOURCE", "identity")).strip().lower() or "identity"
     raise UnknownKind(f"unknown sync {kind!r}; expected one of {', '.join(KINDS)}")
 
 
