@@ -12,6 +12,7 @@ def blueprints() -> list[Blueprint]:
         bulk,
         companies,
         contacts,
+        io,
         locations,
         network,
         psa,
@@ -21,4 +22,4 @@ def blueprints() -> list[Blueprint]:
 
     # bulk first: its /api/companies/bulk must not be read as a company's account number.
     return [bulk.bp, companies.bp, sync.bp, contacts.bp, locations.bp, assets.bp, network.bp,
-            tickets.bp, psa.bp, agents.bp]
+            tickets.bp, psa.bp, agents.bp, io.bp]
