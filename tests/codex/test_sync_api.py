@@ -161,6 +161,31 @@ def test_a_second_start_while_running_is_refused(
     assert finished(client, start(client, "psa", admin), admin)["status"] == "succeeded"
 
 
+def test_simultaneous_starts_of_one_kind_run_it_once(
+        sync_app: Flask, as_user: Headers, gate: Gate) -> None:
+    """Starts racing in several workers (threads here, each with its own connection)."""
+    admin = as_user("admin")
+    gate.opened.clear()
+    barrier = threading.Barrier(6)
+    answers: list[int] = []
+
+    def press() -> None:
+        client = sync_app.test_client()
+        barrier.wait()
+        answers.append(client.post("/api/sync/psa", headers=admin).status_code)
+
+    threads = [threading.Thread(target=press) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    gate.opened.set()
+    assert sorted(answers) == [202, 409, 409, 409, 409, 409]
+    client = sync_app.test_client()
+    (job,) = client.get("/api/sync/jobs", headers=admin).get_json()
+    assert finished(client, job["id"], admin)["status"] == "succeeded"
+
+
 def test_a_job_recorded_as_running_elsewhere_blocks_its_kind_only(
         client: FlaskClient, as_user: Headers, sync_app: Flask) -> None:
     """A run of another process (the CLI, another worker) shows only as its job row."""

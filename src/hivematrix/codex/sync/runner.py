@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import logging
 import uuid
+import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import false, select, text, update
 from sqlalchemy.orm import Session
 
 from hivematrix.codex.billing_types import BillingTypeMap
@@ -97,10 +98,27 @@ class Run:
         return {kind: counts.to_dict() for kind, counts in self.counts.items()}
 
 
+def _serialise_starts(session: Session, kind: str) -> None:
+    """Hold off other starts of ``kind`` (in any process) until this transaction ends.
+
+    Locking the running row is not enough: when there is none, every racer reads "none"
+    and inserts its own.
+    """
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        key = zlib.crc32(f"codex-sync-start:{kind}".encode())
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+    elif dialect == "sqlite":
+        # Any write takes SQLite's one write lock at once (an empty one changes nothing),
+        # so the read that follows sees every start committed before it.
+        session.execute(update(SyncJob).where(false()).values(status=SyncJob.status))
+
+
 def start_job(database: Database, kind: str, provider: str, *, full: bool = False,
               triggered_by: str = "") -> str:
     """Record a new running job, refusing when one of the same kind is running."""
     with database.transaction() as session:
+        _serialise_starts(session, kind)
         running = session.scalar(select(SyncJob).where(
             SyncJob.kind == kind, SyncJob.status == "running").with_for_update())
         if running is not None:
