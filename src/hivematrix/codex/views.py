@@ -6,6 +6,7 @@ from flask import Blueprint
 
 
 def blueprints() -> list[Blueprint]:
+    from hivematrix.codex import pages
     from hivematrix.codex.api import (
         agents,
         assets,
@@ -22,4 +23,4 @@ def blueprints() -> list[Blueprint]:
 
     # bulk first: its /api/companies/bulk must not be read as a company's account number.
     return [bulk.bp, companies.bp, sync.bp, contacts.bp, locations.bp, assets.bp, network.bp,
-            tickets.bp, psa.bp, agents.bp, io.bp]
+            tickets.bp, psa.bp, agents.bp, io.bp, pages.bp]
