@@ -255,6 +255,13 @@ def test_client_sees_only_their_own_company(codex_client: FlaskClient, seeded: S
     assert "No contacts" in page(codex_client, acme_user, f"/contacts?account_number={seeded.beta}")
     for path in ("/settings", "/sync", "/import", f"/companies/{seeded.acme}/edit"):
         assert "403 Forbidden" in page(codex_client, acme_user, path, 403), path
+    # The list pages' export links give a client their own company's rows only.
+    for kind, path in (("companies", "/"), ("contacts", "/contacts"), ("assets", "/assets")):
+        assert f'href="/api/export/{kind}.csv"' in page(codex_client, acme_user, path)
+    exported = codex_client.get("/api/export/companies.csv", headers=acme_user)
+    assert exported.status_code == 200
+    assert seeded.acme in exported.get_data(as_text=True)
+    assert "Beta Law" not in exported.get_data(as_text=True)
 
 
 # -- the company form ------------------------------------------------------------------------
