@@ -108,5 +108,5 @@ def test_build_sorts_by_priority_then_oldest_update() -> None:
     assert [item["id"] for item in result["section1"]] == ["f", "c", "b", "a"]
     assert [item["id"] for item in result["section2"]] == ["e"]
     assert result["total_active"] == 5
-    assert result["last_sync_time"] == (NOW - timedelta(minutes=4)).isoformat()
+    assert result["last_sync_time"] == NOW - timedelta(minutes=4)
     assert result["section1"][0]["agent_name"] == "Unassigned"

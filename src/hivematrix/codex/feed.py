@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 EXCLUDED = frozenset({"closed", "resolved", "job_complete_bill", "billing_complete", "spam",
@@ -124,12 +124,11 @@ def classify(ticket: Mapping[str, Any], now: datetime) -> Sla | None:
     return Sla(4, f"{status_text(status)} ({since})", "sla-in-progress")
 
 
-def _iso(moment: datetime | None) -> str | None:
-    return moment.isoformat() if moment is not None else None
-
-
 def feed_item(ticket: Mapping[str, Any], sla: Sla, now: datetime) -> dict[str, Any]:
-    """One ticket as the wall shows it (the raw fields plus the friendly texts)."""
+    """One ticket as the wall shows it (the raw fields plus the friendly texts).
+
+    Times stay datetime objects: the endpoint's JSON encoder (orjson) writes them as ISO 8601
+    far faster than calling ``isoformat`` on 40,000 values here."""
     priority = ticket.get("priority") or ""
     return {
         "id": ticket["external_id"], "source": ticket.get("source"),
@@ -151,11 +150,11 @@ def feed_item(ticket: Mapping[str, Any], sla: Sla, now: datetime) -> dict[str, A
             "Unassigned" if not ticket.get("responder_external_id")
             else f"Agent {ticket['responder_external_id']}"),
         "group_id": ticket.get("group_id"),
-        "created_at": _iso(ticket.get("created_at")),
-        "updated_at": _iso(ticket.get("updated_at")),
-        "fr_due_by": _iso(ticket.get("fr_due_by")), "due_by": _iso(ticket.get("due_by")),
-        "first_responded_at": _iso(ticket.get("first_responded_at")),
-        "agent_responded_at": _iso(ticket.get("agent_responded_at")),
+        "created_at": ticket.get("created_at"),
+        "updated_at": ticket.get("updated_at"),
+        "fr_due_by": ticket.get("fr_due_by"), "due_by": ticket.get("due_by"),
+        "first_responded_at": ticket.get("first_responded_at"),
+        "agent_responded_at": ticket.get("agent_responded_at"),
         "updated_friendly": ago(ticket.get("updated_at"), now),
         "created_days_old": days_old(ticket.get("created_at"), now),
         "agent_responded_friendly": ago(ticket.get("agent_responded_at"), now),
@@ -164,10 +163,13 @@ def feed_item(ticket: Mapping[str, Any], sla: Sla, now: datetime) -> dict[str, A
     }
 
 
-def _sort_key(item: dict[str, Any]) -> tuple[int, str]:
+_NEVER = datetime.max.replace(tzinfo=UTC)
+
+
+def _sort_key(item: dict[str, Any]) -> tuple[int, datetime]:
     # Most urgent first (by the normalised priority: raw ids are per vendor, and ConnectWise's
     # are per tenant); then the longest without an update (unknown update times last).
-    return (-PRIORITY_RANK.get(item["priority"], 0), item["updated_at"] or "9999")
+    return (-PRIORITY_RANK.get(item["priority"], 0), item["updated_at"] or _NEVER)
 
 
 def build(tickets: Iterable[Mapping[str, Any]], now: datetime,
@@ -182,4 +184,4 @@ def build(tickets: Iterable[Mapping[str, Any]], now: datetime,
         items.sort(key=_sort_key)
     return {**{f"section{number}": items for number, items in sections.items()},
             "total_active": sum(len(items) for items in sections.values()),
-            "last_updated": now.isoformat(), "last_sync_time": _iso(last_sync_time)}
+            "last_updated": now, "last_sync_time": last_sync_time}
