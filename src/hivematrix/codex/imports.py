@@ -56,6 +56,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
+from hivematrix.codex import assets, contacts
 from hivematrix.codex.billing_types import BILLING_TYPES, BillingTypeMap
 from hivematrix.codex.models import (
     COMPLIANCE_LEVELS,
@@ -417,10 +418,8 @@ KEY_COLUMNS = {"companies": ("account_number",), "contacts": ("email", "external
 PSA_COMPANY_FIELDS = ("name", "description", "domains", "main_phone", "address", "active")
 #: What a sync owns on a contact from a PSA and on an asset from an RMM: refused, as the
 #: contact and asset rules refuse them, since every sync would silently undo the change.
-PSA_CONTACT_FIELDS = ("email", "name", "first_name", "last_name", "title", "work_phone",
-                      "mobile_phone", "secondary_emails", "active", "vip")
-RMM_ASSET_FIELDS = ("account_number", "hostname", "device_category", "operating_system",
-                    "internal_ip", "external_ip", "domain", "description")
+PSA_CONTACT_FIELDS = contacts.SYNCED_FIELDS
+RMM_ASSET_FIELDS = assets.RMM_FIELDS
 #: Shown in a plan but following from other fields, so not compared when applying.
 DERIVED = ("contract_end_date", "billing_type")
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 from apiflask import APIBlueprint
@@ -16,7 +15,6 @@ from hivematrix.codex.listing import BadQuery, integer
 from hivematrix.codex.models import SyncJob
 from hivematrix.codex.scheduler import interval
 from hivematrix.codex.serialise import iso
-from hivematrix.codex.settings import BadSetting
 from hivematrix.codex.sync import runner, service
 from hivematrix.common.auth import permission_required, service_allowed
 from hivematrix.common.db import get_db, get_session
@@ -68,24 +66,12 @@ def start_sync(kind: str) -> Any:
     config = current_app.config
     starter = str(g.user.get("preferred_username", ""))
     try:
-        provider = service.provider_of(config, kind)
-        job_id = runner.start_job(get_db(), kind, provider, full=full, triggered_by=starter)
+        job_id = service.start_in_background(config, get_db(), kind, full=full,
+                                             triggered_by=starter)
     except NotConfigured as exc:
         return problem(503, str(exc), title="Not configured")
     except runner.JobRunning as exc:
         return problem(409, str(exc), title="Already running", job_id=exc.job_id)
-    database = get_db()
-    app = current_app._get_current_object()  # type: ignore[attr-defined]
-
-    def work() -> None:
-        with app.app_context():
-            try:
-                service.run(config, database, kind, full=full, job_id=job_id,
-                            triggered_by=starter)
-            except BadSetting as exc:  # a broken setting: the job says why
-                runner.finish_job(database, runner.Run(job_id=job_id), error=str(exc))
-
-    threading.Thread(target=work, name=f"codex-sync-{kind}", daemon=True).start()
     return {"job_id": job_id, "status": "running",
             "status_url": url_for(".sync_job", job_id=job_id)}, 202
 

@@ -4,7 +4,6 @@ polls ``/api/sync/jobs/<id>``). The same functions as ``/api/sync`` do the work.
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 from flask import current_app, g, redirect, request, url_for
@@ -18,7 +17,6 @@ from hivematrix.codex.listing import BadQuery, boolean
 from hivematrix.codex.models import SyncJob
 from hivematrix.codex.pages.base import STAFF, bp, level, render
 from hivematrix.codex.scheduler import interval
-from hivematrix.codex.settings import BadSetting
 from hivematrix.codex.sync import runner, service
 from hivematrix.common.auth import permission_required
 from hivematrix.common.db import get_db, get_session
@@ -88,22 +86,8 @@ def sync() -> Any:
 
 def launch(kind: str, *, full: bool, triggered_by: str) -> str:
     """Record the job and run it in a thread (as ``POST /api/sync/<kind>`` does): its id."""
-    config = current_app.config
-    provider = service.provider_of(config, kind)
-    database = get_db()
-    job_id = runner.start_job(database, kind, provider, full=full, triggered_by=triggered_by)
-    app = current_app._get_current_object()  # type: ignore[attr-defined]
-
-    def work() -> None:
-        with app.app_context():
-            try:
-                service.run(config, database, kind, full=full, job_id=job_id,
-                            triggered_by=triggered_by)
-            except BadSetting as exc:  # a broken setting: the job says why
-                runner.finish_job(database, runner.Run(job_id=job_id), error=str(exc))
-
-    threading.Thread(target=work, name=f"codex-sync-{kind}", daemon=True).start()
-    return job_id
+    return service.start_in_background(current_app.config, get_db(), kind, full=full,
+                                       triggered_by=triggered_by)
 
 
 @bp.post("/sync/<kind>/run")

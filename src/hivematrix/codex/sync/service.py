@@ -7,6 +7,7 @@ HiveMatrix staff from the identity provider.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 from typing import Any
 
@@ -64,3 +65,20 @@ def run(config: Mapping[str, Any], database: Database, kind: str, *, full: bool 
 
     return runner.run_job(database, kind, provider, work, full=full,
                           triggered_by=triggered_by, progress=progress, job_id=job_id)
+
+
+def start_in_background(config: Mapping[str, Any], database: Database, kind: str, *,
+                        full: bool = False, triggered_by: str = "") -> str:
+    """Record the job now (refusals raise here, before anything runs) and run it in a
+    daemon thread; returns the job id for the caller to show or poll."""
+    job_id = runner.start_job(database, kind, provider_of(config, kind), full=full,
+                              triggered_by=triggered_by)
+
+    def work() -> None:
+        try:
+            run(config, database, kind, full=full, job_id=job_id, triggered_by=triggered_by)
+        except BadSetting as exc:  # a broken setting: the job says why
+            runner.finish_job(database, runner.Run(job_id=job_id), error=str(exc))
+
+    threading.Thread(target=work, name=f"codex-sync-{kind}", daemon=True).start()
+    return job_id
