@@ -45,15 +45,6 @@ def codex_client(codex_app: Flask) -> FlaskClient:
     return codex_app.test_client()
 
 
-@pytest.fixture
-def as_user(tokens: TokenFactory) -> Callable[..., dict[str, str]]:
-    """Headers of a signed-in user at a permission level."""
-
-    def headers(level: str, **claims: Any) -> dict[str, str]:
-        return tokens.headers(tokens.user(level, **claims))
-
-    return headers
-
 
 @pytest.fixture
 def as_service(tokens: TokenFactory) -> Callable[[str], dict[str, str]]:

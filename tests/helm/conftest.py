@@ -54,15 +54,6 @@ def helm_client(helm_app: Flask) -> FlaskClient:
     return helm_app.test_client()
 
 
-@pytest.fixture
-def as_user(tokens: TokenFactory) -> Callable[..., dict[str, str]]:
-    """Headers of a signed-in user at a permission level."""
-
-    def headers(level: str, **claims: Any) -> dict[str, str]:
-        return tokens.headers(tokens.user(level, **claims))
-
-    return headers
-
 
 @pytest.fixture
 def as_service(tokens: TokenFactory) -> Callable[[str], dict[str, str]]:

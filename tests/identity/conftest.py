@@ -20,7 +20,7 @@ from sqlalchemy import text
 from werkzeug.test import TestResponse
 
 from hivematrix.common import db
-from hivematrix.common.testing import TokenFactory, basic_auth, migrated_database
+from hivematrix.common.testing import basic_auth, migrated_database
 from hivematrix.identity import SERVICE, accounts, create_app
 
 REALM = "/realms/hivematrix"
@@ -91,15 +91,6 @@ def make_user(app: Flask):
 
     return make
 
-
-@pytest.fixture
-def as_user(tokens: TokenFactory):
-    """Headers of a Core-signed user token at a permission level."""
-
-    def headers(level: str, **claims: Any) -> dict[str, str]:
-        return tokens.headers(tokens.user(level, **claims))
-
-    return headers
 
 
 def s256(verifier: str) -> str:

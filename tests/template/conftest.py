@@ -5,7 +5,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from hivematrix.common.testing import TokenFactory, migrated_database
+from hivematrix.common.testing import migrated_database
 from hivematrix.template import SERVICE, create_app
 
 
@@ -29,12 +29,3 @@ def app(service_settings: dict[str, Any], database_url: str) -> Iterator[Flask]:
 def client(app: Flask) -> FlaskClient:
     return app.test_client()
 
-
-@pytest.fixture
-def as_user(tokens: TokenFactory):
-    """Headers of a signed-in user at a permission level."""
-
-    def headers(level: str, **claims: Any) -> dict[str, str]:
-        return tokens.headers(tokens.user(level, **claims))
-
-    return headers

@@ -214,6 +214,16 @@ def tokens(signing_key: SigningKey) -> TokenFactory:
 
 
 @pytest.fixture
+def as_user(tokens: TokenFactory) -> Callable[..., dict[str, str]]:
+    """``as_user("technician", account_number=...)``: headers of a Core-signed user token."""
+
+    def headers(level: str, **claims: Any) -> dict[str, str]:
+        return tokens.headers(tokens.user(level, **claims))
+
+    return headers
+
+
+@pytest.fixture
 def fake_core(signing_key: SigningKey, tokens: TokenFactory) -> Iterator[FakeCore]:
     core = FakeCore(keys=[signing_key], tokens=tokens)
     with serve_wsgi(core.wsgi()) as url:
