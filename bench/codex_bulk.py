@@ -12,6 +12,9 @@ thread, the kit's full request cycle with RS256 token verification against a loc
   ``&year=2026`` (what Ledger asks for a bill);
 - ``GET /api/tickets/active`` (5,000 active tickets sectioned with SLA texts).
 
+The two "built" rows are the bulk document made in-process (database and encoding, no HTTP),
+to tell the database's share from the transfer of a document of ~100 MB.
+
 Each is asked once to warm up and then ``--runs`` times; the figures are the median, min and
 max wall time and the answer's size. The reference, measured in the same run, is reading the
 same rows from PostgreSQL with a plain ``SELECT`` into Python tuples and nothing else
@@ -38,7 +41,7 @@ import httpx
 import psycopg
 from sqlalchemy.engine import make_url
 
-from hivematrix.codex import SERVICE, create_app
+from hivematrix.codex import SERVICE, bulk, create_app
 from hivematrix.common import db
 from hivematrix.common.testing import FakeCore, SigningKey, TokenFactory, serve_wsgi
 
@@ -213,6 +216,17 @@ def main() -> int:
             beacon = tokens.headers(tokens.service("beacon", "codex"))
             with serve_wsgi(app) as url, httpx.Client(base_url=url, timeout=120) as client:
                 rows = []
+                codex_db = app.extensions["hivematrix.db"]
+                for label, year in (("  built, all", None), ("  built, 2026", 2026)):
+                    def build(year: int | None = year) -> bytes:
+                        with codex_db.transaction() as session:
+                            return bulk.companies_bulk_json(session, include_tickets=True,
+                                                            year=year)
+
+                    times, body = timed(build, args.runs)
+                    ref_times, _ = timed(lambda year=year: reference_bulk(libpq_url, year),
+                                         args.runs)
+                    rows.append((label, times, ref_times, len(body)))
                 for label, path, who, reference in (
                         ("bulk, all tickets", "/api/companies/bulk?include_tickets=true",
                          headers, lambda: reference_bulk(libpq_url, None)),
