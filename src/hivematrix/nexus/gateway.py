@@ -157,7 +157,7 @@ def relay(upstream: Upstream, service: str, base_url: str, *, method: str,
     if method != "HEAD" and length is not None and length.isdigit() and int(length) <= CHUNK:
         # A small answer of known size (most API calls) in one piece: streaming it costs
         # the server more than the bytes are worth.
-        body = _read_exactly(upstream, int(length))
+        body = read_exactly(upstream, int(length))
         upstream.finish(complete=True)
         response = Response(body, status=upstream.status, headers=headers)
         if content_type is None:
@@ -189,7 +189,7 @@ def relay(upstream: Upstream, service: str, base_url: str, *, method: str,
     return response
 
 
-def _read_exactly(upstream: Upstream, size: int) -> bytes:
+def read_exactly(upstream: Upstream, size: int) -> bytes:
     """``size`` bytes of the body as sent. :raises UpstreamBroken: fewer came."""
     chunks, remaining = [], size
     try:

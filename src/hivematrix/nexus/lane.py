@@ -13,29 +13,36 @@ over, marked, so the app answers the error without trying the backend again.
 
 from __future__ import annotations
 
+import re
 import threading
 import time
-import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import quote
 
 from flask import Flask
-from werkzeug.datastructures import EnvironHeaders
-from werkzeug.http import parse_cookie
+from werkzeug.datastructures import Headers
+from werkzeug.http import HTTP_STATUS_CODES, parse_cookie
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from hivematrix.common.auth import InvalidToken
 from hivematrix.common.logging import CORRELATION_HEADER, log_request, valid_correlation_id
 from hivematrix.common.security import apply_security_headers
 from hivematrix.nexus import display, proxy, signin
+from hivematrix.nexus.compose import is_composable
 from hivematrix.nexus.core_client import CoreUnavailable
 from hivematrix.nexus.directory import ServiceDirectory, ServiceEntry
-from hivematrix.nexus.gateway import OWN_COOKIES, UPSTREAM_FAILED, relay
-from hivematrix.nexus.hooks import composable, dress
+from hivematrix.nexus.gateway import CHUNK, OWN_COOKIES, UPSTREAM_FAILED, read_exactly, relay
+from hivematrix.nexus.hooks import DRESSED_CACHE_CONTROL, RANDOM, composable, dress, dressed
 from hivematrix.nexus.sessions import COOKIE_NAME, ServerSessionInterface, StoreUnavailable
-from hivematrix.nexus.upstream import Backend, UpstreamBroken, UpstreamFailed
+from hivematrix.nexus.upstream import (
+    Backend,
+    Unsendable,
+    Upstream,
+    UpstreamBroken,
+    UpstreamFailed,
+)
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -47,8 +54,7 @@ ENDPOINT = "gateway.service_proxy"
 PATH_SAFE = "/!$&'()*+,;=:@-._~%"
 
 
-@dataclass(frozen=True)
-class Pass:
+class Pass(NamedTuple):
     """A request the lane serves: whose, to where."""
 
     entry: ServiceEntry
@@ -74,6 +80,8 @@ class FastLane:
         self.compose_limit = int(config["NEXUS_COMPOSE_MAX_BYTES"])
         self.connect_timeout = float(config["NEXUS_CONNECT_TIMEOUT"])
         self.read_timeout = float(config["NEXUS_READ_TIMEOUT"])
+        self._defaults: dict[tuple[bool, bool], list[tuple[str, str]]] = {}
+        self._series: dict[tuple[str, int], tuple[Any, Any]] = {}
 
     def __call__(self, environ: WSGIEnvironment,
                  start_response: StartResponse) -> Iterable[bytes]:
@@ -91,7 +99,7 @@ class FastLane:
         if route is None:
             return None
         entry, path = route
-        sid = parse_cookie(environ).get(COOKIE_NAME) if "HTTP_COOKIE" in environ else None
+        sid = session_cookie(environ.get("HTTP_COOKIE"))
         if not sid or len(sid) > 128:
             return None
         data = self.sessions.store.load(sid)
@@ -147,15 +155,14 @@ class FastLane:
         started = time.perf_counter()
         entry, method = admitted.entry, str(environ["REQUEST_METHOD"])
         incoming = environ.get("HTTP_X_CORRELATION_ID", "")
-        correlation_id = incoming if valid_correlation_id(incoming) else uuid.uuid4().hex
+        correlation_id = incoming if valid_correlation_id(incoming) else new_correlation_id()
         forwarding = proxy.Forwarding(
             service=entry.name, client_ip=str(environ.get("REMOTE_ADDR", "")),
             proto=str(environ.get("wsgi.url_scheme", "http")),
             host=str(environ.get("HTTP_HOST") or environ.get("SERVER_NAME", "")),
             port=str(environ.get("SERVER_PORT", "")), correlation_id=correlation_id,
             token=admitted.user.token)
-        headers = proxy.request_headers(EnvironHeaders(environ).items(), forwarding,
-                                        OWN_COOKIES, None)
+        headers = proxy.request_headers(environ_headers(environ), forwarding, OWN_COOKIES, None)
         target = "/" + quote(admitted.path, safe=PATH_SAFE)
         if environ.get("QUERY_STRING"):
             target = f"{target}?{environ['QUERY_STRING']}"
@@ -164,27 +171,232 @@ class FastLane:
                         else self.read_timeout)
         try:
             upstream = self.backend(entry.url).get(target, headers, read_timeout)
-            response = relay(upstream, entry.name, entry.url, method=method,
-                             compose_limit=self.compose_limit)
+            answer = self.whole(upstream, entry, method)
+            if answer is None:
+                response = relay(upstream, entry.name, entry.url, method=method,
+                                 compose_limit=self.compose_limit)
         except UpstreamFailed as exc:
             environ[UPSTREAM_FAILED] = exc
             return self.inner(environ, start_response)
-        except UpstreamBroken:
-            return self.inner(environ, start_response)  # the app tries once more, and says so
+        except (UpstreamBroken, Unsendable):
+            # The app tries once more and says so; a query it must encode is its to send.
+            return self.inner(environ, start_response)
         claims = admitted.user.claims
-        if composable(response):  # the navigation only for pages, not for every asset
-            response = dress(response, claims, admitted.prefs,
-                             self.directory.navigation(claims.get("permission_level")),
-                             entry.name, app=self.app)
-        response.headers[CORRELATION_HEADER] = correlation_id
-        apply_security_headers(response.headers,
-                               secure=environ.get("wsgi.url_scheme") == "https",
-                               authorized="HTTP_AUTHORIZATION" in environ)
+        secure = environ.get("wsgi.url_scheme") == "https"
+        authorized = "HTTP_AUTHORIZATION" in environ
+        if answer is not None:
+            status = answer.status
+            if answer.composable:  # the navigation only for pages, not for every asset
+                self.dress(answer, claims, admitted.prefs, entry.name)
+            answer.replace(CORRELATION_HEADER, correlation_id)
+            sent = answer.wsgi_headers(self._security_headers(secure, authorized))
+        else:
+            status = response.status_code
+            if composable(response):
+                response = dress(response, claims, admitted.prefs,
+                                 self.directory.navigation(claims.get("permission_level")),
+                                 entry.name, app=self.app)
+            response.headers[CORRELATION_HEADER] = correlation_id
+            apply_security_headers(response.headers, secure=secure, authorized=authorized)
         seconds = time.perf_counter() - started
-        self.metrics.observe(method, ENDPOINT, response.status_code, seconds)
-        log_request(method, str(environ.get("PATH_INFO", "")), response.status_code, seconds,
+        self.observe(method, status, seconds)
+        log_request(method, str(environ.get("PATH_INFO", "")), status, seconds,
                     correlation_id=correlation_id, user=str(claims.get("sub")))
-        return response(environ, start_response)
+        if answer is None:
+            return response(environ, start_response)
+        start_response(status_line(status), sent)
+        return [answer.body]  # a list: the server sends it in one piece, no iteration
+
+    def whole(self, upstream: Upstream, entry: ServiceEntry, method: str) -> Answer | None:
+        """The backend's answer read whole, when it is one the relay would read whole (an
+        HTML page, a small answer of known size) and Werkzeug would send unchanged: then the
+        lane needs no response object. ``None`` leaves the answer unread, for :func:`relay`.
+
+        :raises UpstreamBroken: as :func:`relay`.
+        """
+        status = upstream.status
+        if method != "GET" or status < 200 or status in (204, 304):
+            return None  # Werkzeug sends these without a body, or without its headers
+        headers = proxy.response_headers(upstream.header_items(), service=entry.name,
+                                         backend_origin=entry.url, own_cookies=OWN_COOKIES)
+        names = [name.lower() for name, _value in headers]
+        if "location" in names or "content-location" in names:
+            return None  # Werkzeug rewrites these (IRIs to URIs)
+        content_type = upstream.header("Content-Type")
+        length = upstream.header("Content-Length")
+        known = length is not None and length.isdigit()
+        if is_composable(content_type) and (
+                length is None or (known and int(length) <= self.compose_limit)):
+            try:
+                body = upstream.read_all()  # composition works on the page itself
+            except UpstreamBroken:
+                upstream.finish(complete=False)
+                raise
+            upstream.finish(complete=True)
+            kept = [index for index, name in enumerate(names) if name != "content-encoding"]
+            if len(kept) < len(names):
+                headers, names = [headers[i] for i in kept], [names[i] for i in kept]
+        elif known and length is not None and int(length) <= CHUNK:
+            body = read_exactly(upstream, int(length))
+            upstream.finish(complete=True)
+        else:
+            return None  # streamed
+        answer = Answer(status, headers, names, body)
+        answer.replace("Content-Length", str(len(body)))
+        return answer
+
+    def dress(self, answer: Answer, claims: dict[str, Any], prefs: dict[str, str],
+              active: str) -> None:
+        """:func:`hooks.dress` for an :class:`Answer`."""
+        answer.body, policy = dressed(
+            answer.body, answer.first("content-type") or "",
+            answer.first("content-security-policy"), claims, prefs,
+            self.directory.navigation(claims.get("permission_level")), active, app=self.app)
+        answer.replace("Content-Length", str(len(answer.body)))
+        answer.replace("Content-Security-Policy", policy)
+        answer.replace("Cache-Control", DRESSED_CACHE_CONTROL)
+
+    def observe(self, method: str, status: int, seconds: float) -> None:
+        """``RequestMetrics.observe`` for the lane's endpoint, with the labelled series
+        looked up once rather than per request."""
+        key = (method, status)
+        series = self._series.get(key)
+        if series is None:
+            metrics = self.metrics
+            series = self._series[key] = (
+                metrics.requests.labels(metrics.service, method, ENDPOINT, str(status)),
+                metrics.latency.labels(metrics.service, method, ENDPOINT))
+        series[0].inc()
+        series[1].observe(seconds)
+
+    def _security_headers(self, secure: bool, authorized: bool) -> list[tuple[str, str]]:
+        """The kit's headers for every answer (those an answer lacks are added), as
+        :func:`apply_security_headers` adds them to an empty set."""
+        key = (secure, authorized)
+        found = self._defaults.get(key)
+        if found is None:
+            empty = Headers()
+            apply_security_headers(empty, secure=secure, authorized=authorized)
+            found = self._defaults[key] = list(empty.items())
+        return found
+
+
+class Answer:
+    """An answer read whole, its headers kept as a list (cheaper than Werkzeug's ``Headers``
+    for the few changes the lane makes): status, headers, their lower-cased names, body."""
+
+    __slots__ = ("body", "headers", "names", "replaced", "status")
+
+    def __init__(self, status: int, headers: list[tuple[str, str]], names: list[str],
+                 body: bytes) -> None:
+        self.status, self.headers, self.names, self.body = status, headers, names, body
+        #: By lower-cased name, in the order first replaced.
+        self.replaced: dict[str, tuple[str, str]] = {}
+
+    @property
+    def composable(self) -> bool:
+        """As :func:`hooks.composable` reads a response (its first ``Content-Type``)."""
+        return is_composable(self.first("content-type"))
+
+    def first(self, lower: str) -> str | None:
+        """The first value of a header (by its lower-cased name), as ``Headers.get``."""
+        if lower in self.replaced:
+            return self.replaced[lower][1]
+        for index, name in enumerate(self.names):
+            if name == lower:
+                return self.headers[index][1]
+        return None
+
+    def replace(self, name: str, value: str) -> None:
+        """As ``Headers.set``: the first such header takes the value (and the name's
+        spelling), later ones go; without one, it comes last."""
+        self.replaced[name.lower()] = (name, value)  # (again: keeps the first one's place)
+
+    def wsgi_headers(self, defaults: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        """The headers to send: the replacements applied, then the ``defaults`` the answer
+        lacks (as :func:`apply_security_headers` adds them)."""
+        replaced = self.replaced
+        out: list[tuple[str, str]] = []
+        placed: set[str] = set()
+        for index, lower in enumerate(self.names):
+            if lower in replaced:
+                if lower not in placed:
+                    out.append(replaced[lower])
+                    placed.add(lower)
+            else:
+                out.append(self.headers[index])
+        out.extend(pair for lower, pair in replaced.items() if lower not in placed)
+        present = set(self.names) | replaced.keys()
+        out.extend(pair for pair in defaults if pair[0].lower() not in present)
+        return out
+
+
+@lru_cache(maxsize=128)
+def status_line(code: int) -> str:
+    """The status line Werkzeug writes for a code."""
+    phrase = HTTP_STATUS_CODES.get(code)
+    return f"{code} {phrase.upper()}" if phrase else f"{code} UNKNOWN"
+
+
+#: One ``name=value`` pair of a Cookie header without quotes (see :func:`session_cookie`).
+_COOKIE_PAIR = re.compile(r'[ \t]*([^ \t=";]+)(?:[ \t]*=[ \t]*([^ \t";]*))?[ \t]*')
+
+
+def session_cookie(header: str | None) -> str | None:
+    """The first ``hm_session`` value in a Cookie header, as Werkzeug's ``parse_cookie`` reads
+    it: it skips pairs it cannot read, one ``;``-separated pair at a time when no value is
+    quoted. Headers with quotes or non-ASCII bytes are left to ``parse_cookie`` itself, and
+    ``None`` when it cannot read them at all."""
+    if not header:
+        return None
+    if '"' in header or not header.isascii():
+        try:
+            return parse_cookie(header).get(COOKIE_NAME)
+        except UnicodeDecodeError:
+            return None  # (not UTF-8: the app says what it makes of that)
+    for pair in header.split(";"):
+        found = _COOKIE_PAIR.fullmatch(pair)
+        if found is not None and found.group(1) == COOKIE_NAME:
+            return found.group(2) or ""
+    return None
+
+
+def environ_headers(environ: WSGIEnvironment) -> list[tuple[str, str]]:
+    """The request's headers as Werkzeug's ``EnvironHeaders`` lists them, with what each
+    environ key stands for remembered (the same few keys come every time)."""
+    names = _HEADER_NAMES
+    found = []
+    for key, value in environ.items():
+        try:
+            name = names[key]
+        except KeyError:
+            name = _header_name(key)
+            if len(names) < 4096:
+                names[key] = name
+        if name is not None and (value or key[:5] == "HTTP_"):  # (CONTENT_* only when set)
+            found.append((name, value))
+    return found
+
+
+def _header_name(key: str) -> str | None:
+    """The header an environ key holds; ``None`` for the server's and the OS's variables."""
+    if key.startswith("HTTP_") and key not in ("HTTP_CONTENT_TYPE", "HTTP_CONTENT_LENGTH"):
+        return key[5:].replace("_", "-").title()
+    if key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+        return key.replace("_", "-").title()
+    return None
+
+
+_HEADER_NAMES: dict[str, str | None] = {}
+
+
+def new_correlation_id() -> str:
+    """What ``uuid.uuid4().hex`` gives (version and variant bits set), from the pool of
+    random bytes rather than an ``os.urandom`` call of its own."""
+    raw = bytearray(RANDOM.take(16))
+    raw[6] = raw[6] & 0x0F | 0x40
+    raw[8] = raw[8] & 0x3F | 0x80
+    return raw.hex()
 
 
 def install(app: Flask) -> None:
