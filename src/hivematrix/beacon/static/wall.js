@@ -262,10 +262,13 @@
   }
 
   root.addEventListener("click", (event) => {
-    const button = event.target.closest("[data-detail]");
-    if (!button || !dialog) return;
-    const tr = button.closest("tr[data-ticket]");
-    if (tr) openDetail(tr);
+    // The subject is a link to the ticket's details, shown in the panel instead of a page.
+    const link = event.target.closest("[data-detail]");
+    if (!link || !dialog) return;
+    const tr = link.closest("tr[data-ticket]");
+    if (!tr) return;
+    event.preventDefault();
+    openDetail(tr);
   });
 
   // ---------- the agent filter: choosing is enough ----------
