@@ -69,7 +69,12 @@ def seed(database: Database) -> None:
                             priority="low", created_at=datetime(2026, 3, 1, tzinfo=UTC),
                             closed_at=datetime(2026, 3, 2, 15, tzinfo=UTC),
                             total_hours=Decimal("0.75"))
-        session.add_all([spanning, only_total])
+        still_open = Ticket(source="freshservice", external_id="3", number="103",
+                            company_id=acme.id, subject="Printer", status="open",
+                            priority="low", created_at=datetime(2026, 2, 26, tzinfo=UTC),
+                            updated_at=datetime(2026, 3, 20, tzinfo=UTC),
+                            total_hours=Decimal("0.50"))
+        session.add_all([spanning, only_total, still_open])
         session.flush()
         session.add_all([
             TimeEntry(ticket_id=spanning.id, external_id="a", hours=Decimal("2.00"),
@@ -95,15 +100,17 @@ def test_billing_from_codex_bulk_json(codex_database: Database) -> None:
     # backup: workstations PC2 (0.5 TB), servers SRV1 (3 TB) → base 10 + 50 = 60;
     #         3.5 TB - 2 included = 1.5 TB * 20 = 30 → 90
     # hours in March: 1.25 (entry b; a is February, c is not billable) + 0.75 (ticket 102,
-    #         closed in March, no entries) = 2 * 150 = 300
-    # total 50 + 210 + 90 + 300 = 650
+    #         closed in March, no entries) + 0.50 (ticket 103, open, last updated in March)
+    #         = 2.5 * 150 = 375
+    # total 50 + 210 + 90 + 375 = 725
     assert receipt.subtotals == {"users": Decimal("50.00"), "assets": Decimal("210.00"),
-                                 "backup": Decimal("90.00"), "hours": Decimal("300.00"),
+                                 "backup": Decimal("90.00"), "hours": Decimal("375.00"),
                                  "custom": Decimal("0.00")}
-    assert receipt.total == Decimal("650.00")
+    assert receipt.total == Decimal("725.00")
     assert receipt.warnings == ()
     assert receipt.hours is not None
+    # (the bulk lists tickets in the order they were created)
     assert [(item.number, item.hours) for item in receipt.hours.tickets] == [
-        ("101", Decimal("1.25")), ("102", Decimal("0.75"))]
+        ("101", Decimal("1.25")), ("103", Decimal("0.50")), ("102", Decimal("0.75"))]
     assert receipt.contract_end_date == date(2026, 5, 31)
     assert qbo_csv(receipt).count("\r\n") == 1 + 8  # header + 8 rows

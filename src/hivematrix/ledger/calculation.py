@@ -278,9 +278,15 @@ def features(plan: Plan, overrides: Overrides) -> tuple[FeatureValue, ...]:
 # --- assets and users (rules 3 and 4) ------------------------------------------------------
 
 @dataclass(frozen=True)
-class _BackupAsset:
+class _Billed:
+    """One asset or user on its way to a line: its effective type and where it came from."""
+
+    name: str
     billing_type: str
-    backup_bytes: int
+    custom_cost: Decimal | None
+    source: Source
+    ref: str
+    backup_bytes: int = 0
 
 
 def _asset_rate(billing_type: str, custom_cost: Decimal | None, rates: Rates) -> Decimal | None:
@@ -293,58 +299,60 @@ def _asset_rate(billing_type: str, custom_cost: Decimal | None, rates: Rates) ->
 
 
 def _assets(company: CompanyData, overrides: Overrides, rates: Rates, warnings: list[str],
-            ) -> tuple[list[Line], dict[str, int], list[_BackupAsset]]:
+            ) -> tuple[list[Line], dict[str, int], list[_Billed]]:
     by_asset = overrides.asset_overrides()
-    # (name, type, custom cost, source, ref, backup bytes) for every asset that is billed.
-    billed: list[tuple[str, str, Decimal | None, Source, str, int]] = []
+    billed: list[_Billed] = []
     for asset in company.assets:
         if asset.retired:
             continue
         override = by_asset.get(asset.id)
-        billed.append((asset.hostname, override.billing_type if override else asset.billing_type,
-                       override.custom_cost if override else None, "codex", str(asset.id),
-                       asset.backup_bytes))
-    billed.extend((manual.hostname, manual.billing_type, manual.custom_cost, "manual",
-                   f"manual-{manual.id}", 0) for manual in overrides.manual_assets)
+        billed.append(_Billed(asset.hostname,
+                              override.billing_type if override else asset.billing_type,
+                              override.custom_cost if override else None, "codex",
+                              str(asset.id), asset.backup_bytes))
+    billed.extend(_Billed(manual.hostname, manual.billing_type, manual.custom_cost, "manual",
+                          f"manual-{manual.id}") for manual in overrides.manual_assets)
     lines: list[Line] = []
     quantities: dict[str, int] = defaultdict(int)
-    for name, billing_type, custom_cost, source, ref, _ in billed:
-        rate = _asset_rate(billing_type, custom_cost, rates)
+    for item in billed:
+        rate = _asset_rate(item.billing_type, item.custom_cost, rates)
         if rate is None:
-            warnings.append(f"asset {name!r} ({source} {ref}): unknown billing type "
-                            f"{billing_type!r}, billed at 0")
-        quantities[billing_type] += 1
-        lines.append(_line("assets", name, billing_type, source, Decimal(1), rate or ZERO,
-                           ref=ref))
-    return lines, dict(quantities), [_BackupAsset(row[1], row[5]) for row in billed]
+            warnings.append(f"asset {item.name!r} ({item.source} {item.ref}): unknown billing "
+                            f"type {item.billing_type!r}, billed at 0")
+        quantities[item.billing_type] += 1
+        lines.append(_line("assets", item.name, item.billing_type, item.source, Decimal(1),
+                           rate or ZERO, ref=item.ref))
+    return lines, dict(quantities), billed
 
 
 def _users(company: CompanyData, overrides: Overrides, rates: Rates,
            ) -> tuple[list[Line], dict[str, int]]:
     by_contact = overrides.user_overrides()
-    billed: list[tuple[str, str, Decimal | None, Source, str]] = []
+    billed: list[_Billed] = []
     seen: set[int] = set()
     for contact in company.contacts:
         if not contact.active or contact.id in seen:
             continue
         seen.add(contact.id)
         override = by_contact.get(contact.id)
-        billed.append((contact.name, override.billing_type if override else PAID,
-                       override.custom_cost if override else None, "codex", str(contact.id)))
-    billed.extend((manual.full_name, manual.billing_type, manual.custom_cost, "manual",
-                   f"manual-{manual.id}") for manual in overrides.manual_users)
+        billed.append(_Billed(contact.name, override.billing_type if override else PAID,
+                              override.custom_cost if override else None, "codex",
+                              str(contact.id)))
+    billed.extend(_Billed(manual.full_name, manual.billing_type, manual.custom_cost, "manual",
+                          f"manual-{manual.id}") for manual in overrides.manual_users)
     lines: list[Line] = []
     quantities: dict[str, int] = defaultdict(int)
-    for name, user_type, custom_cost, source, ref in billed:
-        rate = {PAID: rates.per_user, CUSTOM: custom_cost}.get(user_type) or ZERO
-        quantities[user_type] += 1
-        lines.append(_line("users", name, user_type, source, Decimal(1), rate, ref=ref))
+    for item in billed:
+        rate = {PAID: rates.per_user, CUSTOM: item.custom_cost}.get(item.billing_type) or ZERO
+        quantities[item.billing_type] += 1
+        lines.append(_line("users", item.name, item.billing_type, item.source, Decimal(1),
+                           rate, ref=item.ref))
     return lines, dict(quantities)
 
 
 # --- backup (rule 5) -----------------------------------------------------------------------
 
-def _backup(assets: list[_BackupAsset], rates: Rates) -> tuple[list[Line], BackupDetails]:
+def _backup(assets: list[_Billed], rates: Rates) -> tuple[list[Line], BackupDetails]:
     workstations = sum(1 for asset in assets
                        if asset.billing_type == "Workstation" and asset.backup_bytes > 0)
     servers = sum(1 for asset in assets
