@@ -60,8 +60,15 @@ def seed(database: Database) -> None:
                            company_id=acme.id, subject="Old", status="closed",
                            priority="low", created_at=datetime(2025, 12, 31, 23, 59,
                                                                tzinfo=UTC))
-        session.add_all([this_year, last_year])
+        december = Ticket(source="freshservice", external_id="3", number="3",
+                          company_id=acme.id, subject="Migration", status="closed",
+                          priority="medium", created_at=datetime(2025, 12, 20, tzinfo=UTC),
+                          updated_at=datetime(2025, 12, 22, tzinfo=UTC))
+        session.add_all([this_year, last_year, december])
         session.flush()
+        # Opened in December, its hours were logged in January: it belongs to 2026's bills.
+        session.add(TimeEntry(ticket_id=december.id, external_id="c", hours=Decimal("2.00"),
+                              executed_at=datetime(2026, 1, 5, 9, tzinfo=UTC)))
         session.add_all([TimeEntry(ticket_id=this_year.id, external_id="a",
                                    hours=Decimal("1.25"),
                                    executed_at=datetime(2026, 3, 1, 14, tzinfo=UTC)),
@@ -81,9 +88,10 @@ def test_bulk_content(codex_db: Database) -> None:
         ("SRV1", "Server", 5 * 2**40 + 7), ("PC1", "VM", None)]
     assert [(c["name"], c["role"], c["active"]) for c in acme["contacts"]] == [
         ("Dana", "billing", True), ("Dana", "primary", True), ("Ex Employee", "general", False)]
-    assert [t["external_id"] for t in acme["tickets"]] == ["1"]
-    assert acme["tickets"][0]["total_hours"] == "1.75"
-    assert [e["hours"] for e in acme["tickets"][0]["time_entries"]] == ["1.25", "0.50"]
+    assert [t["external_id"] for t in acme["tickets"]] == ["3", "1"]
+    assert acme["tickets"][1]["total_hours"] == "1.75"
+    assert [e["hours"] for e in acme["tickets"][1]["time_entries"]] == ["1.25", "0.50"]
+    assert [e["executed_at"][:10] for e in acme["tickets"][0]["time_entries"]] == ["2026-01-05"]
 
 
 def test_postgresql_builds_exactly_the_same_document(codex_db: Database) -> None:

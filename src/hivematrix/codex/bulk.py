@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import and_, or_, select, text
 from sqlalchemy.orm import Session
 
 from hivematrix.codex import feed
@@ -155,12 +155,13 @@ WHERE c.archived_at IS NULL {only}
 ORDER BY c.account_number
 """
 _PG_TICKET_CTES = """,
+selected AS (
+  SELECT t.id FROM codex_tickets t WHERE t.company_id IS NOT NULL {period}),
 entries AS (
   SELECT e.ticket_id, json_agg(json_build_object(
     'id', e.external_id, 'hours', e.hours::text, 'billable', e.billable,
     'executed_at', e.executed_at) ORDER BY e.id) AS items
-  FROM codex_time_entries e JOIN codex_tickets t ON t.id = e.ticket_id
-  WHERE t.company_id IS NOT NULL {period} GROUP BY e.ticket_id),
+  FROM codex_time_entries e JOIN selected s ON s.id = e.ticket_id GROUP BY e.ticket_id),
 tickets AS (
   SELECT t.company_id, json_agg(json_build_object(
     'id', t.id, 'external_id', t.external_id, 'number', t.number, 'subject', t.subject,
@@ -168,8 +169,14 @@ tickets AS (
     'created_at', t.created_at, 'updated_at', t.updated_at, 'closed_at', t.closed_at,
     'total_hours', t.total_hours::text, 'time_entries', COALESCE(en.items, '[]'::json))
     ORDER BY t.created_at, t.id) AS items
-  FROM codex_tickets t LEFT JOIN entries en ON en.ticket_id = t.id
-  WHERE t.company_id IS NOT NULL {period} GROUP BY t.company_id)"""
+  FROM codex_tickets t JOIN selected s ON s.id = t.id
+  LEFT JOIN entries en ON en.ticket_id = t.id GROUP BY t.company_id)"""
+#: The year rule of :func:`_touches_year`, in SQL.
+_PG_PERIOD = """AND ((t.created_at >= :start AND t.created_at < :end)
+    OR (t.updated_at >= :start AND t.updated_at < :end)
+    OR (t.closed_at >= :start AND t.closed_at < :end)
+    OR t.id IN (SELECT e.ticket_id FROM codex_time_entries e
+                WHERE e.executed_at >= :start AND e.executed_at < :end))"""
 
 
 def companies_bulk_json(session: Session, *, include_tickets: bool, year: int | None,
@@ -183,7 +190,7 @@ def companies_bulk_json(session: Session, *, include_tickets: bool, year: int | 
     params: dict[str, Any] = {}
     period = ""
     if year is not None:
-        period = "AND t.created_at >= :start AND t.created_at < :end"
+        period = _PG_PERIOD
         params |= {"start": datetime(year, 1, 1, tzinfo=UTC),
                    "end": datetime(year + 1, 1, 1, tzinfo=UTC)}
     only = ""
@@ -201,6 +208,18 @@ def companies_bulk_json(session: Session, *, include_tickets: bool, year: int | 
     return b"[" + b",".join(row.encode() for row in rows) + b"]"
 
 
+def _touches_year(year: int) -> Any:
+    """Tickets that matter to a year's bills: created, updated or closed in it, or with time
+    logged in it (a ticket opened in December can carry January's hours)."""
+    start, end = datetime(year, 1, 1, tzinfo=UTC), datetime(year + 1, 1, 1, tzinfo=UTC)
+    logged = select(TimeEntry.ticket_id).where(TimeEntry.executed_at >= start,
+                                               TimeEntry.executed_at < end)
+    return or_(and_(Ticket.created_at >= start, Ticket.created_at < end),
+               and_(Ticket.updated_at >= start, Ticket.updated_at < end),
+               and_(Ticket.closed_at >= start, Ticket.closed_at < end),
+               Ticket.id.in_(logged))
+
+
 def _add_tickets(session: Session, items: dict[int, dict[str, Any]], wanted: set[int],
                  year: int | None) -> None:
     query = select(Ticket.id, Ticket.company_id, Ticket.external_id, Ticket.number,
@@ -212,9 +231,9 @@ def _add_tickets(session: Session, items: dict[int, dict[str, Any]], wanted: set
                      TimeEntry.billable, TimeEntry.executed_at).join(
         Ticket, Ticket.id == TimeEntry.ticket_id).where(Ticket.company_id.isnot(None))
     if year is not None:
-        start, end = datetime(year, 1, 1, tzinfo=UTC), datetime(year + 1, 1, 1, tzinfo=UTC)
-        query = query.where(Ticket.created_at >= start, Ticket.created_at < end)
-        entries = entries.where(Ticket.created_at >= start, Ticket.created_at < end)
+        condition = _touches_year(year)
+        query = query.where(condition)
+        entries = entries.where(condition)
     by_ticket: dict[int, list[dict[str, Any]]] = defaultdict(list)
     for entry in session.execute(entries.order_by(TimeEntry.id)):
         by_ticket[entry.ticket_id].append({
