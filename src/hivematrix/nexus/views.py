@@ -17,7 +17,7 @@ from werkzeug.wrappers import Response
 from hivematrix.common import ratelimit
 from hivematrix.common.db import get_session
 from hivematrix.common.errors import problem
-from hivematrix.nexus import display, sessions, signin
+from hivematrix.nexus import agent_prefs, display, sessions, signin
 from hivematrix.nexus.compose import COLOR_THEMES, THEMES
 from hivematrix.nexus.core_client import CoreUnavailable, ExchangeRefused
 from hivematrix.nexus.models import DisplayLink, Preference
@@ -27,6 +27,8 @@ from hivematrix.nexus.sessions import rotate
 bp = APIBlueprint("nexus", __name__, tag="Gateway")
 
 DEFAULT_PREFS = {"theme": "light", "color_theme": "purple"}
+#: Session key of the home page the user chose in Codex's settings.
+HOME_PAGE = "nexus.home_page"
 
 
 def safe_next(value: str | None) -> str:
@@ -61,8 +63,10 @@ def home() -> Response:
     if user is None:
         return redirect(url_for("nexus.login"))
     directory = current_app.extensions["nexus.directory"]
+    # The Codex agent's home page when Codex told us one, else the platform's default.
     target = directory.home(user.claims.get("permission_level"),
-                            current_app.config["NEXUS_HOME_SERVICE"] or None)
+                            session.get(HOME_PAGE) or current_app.config["NEXUS_HOME_SERVICE"]
+                            or None)
     if target is None:
         return problem(404, "No service is available to you yet.", title="Nothing here yet")
     return redirect(f"/{target}/")
@@ -103,7 +107,7 @@ def callback() -> Response:
     try:
         tokens = found.oidc.exchange_code(code, login_request, redirect_uri())
         hivematrix_token = found.core.exchange(tokens.access_token, request.remote_addr)
-        found.verifier.verify(hivematrix_token)
+        principal = found.verifier.verify(hivematrix_token)
     except (LoginRejected, ExchangeRefused) as exc:
         current_app.logger.warning(f"sign-in rejected: {exc}")
         return problem(401, "The sign-in could not be verified; please sign in again.",
@@ -115,7 +119,20 @@ def callback() -> Response:
     session.clear()
     rotate(sessions.current())  # a new session id once signed in (no fixation)
     signin.store_sign_in(hivematrix_token, tokens)
+    _adopt_agent_settings(hivematrix_token, principal.subject)
     return redirect(login_request.next_path)
+
+
+def _adopt_agent_settings(token: str, subject: str) -> None:
+    """Take the user's Codex agent settings into the session (and so create their agent)."""
+    agent = agent_prefs.fetch(current_app.config["SERVICES_FILE"], token)
+    if agent is None:
+        return
+    if isinstance(agent.get("home_page"), str):
+        session[HOME_PAGE] = agent["home_page"]
+    if agent.get("theme") in THEMES:  # "system" leaves Nexus's own choice as it is
+        session[signin.PREFS] = {"sub": subject, **preferences_for(subject),
+                                 "theme": agent["theme"]}
 
 
 @bp.get("/logout")
@@ -206,6 +223,9 @@ def put_preferences(data: dict[str, str], user: signin.SignedIn) -> Any:
     db.add(row)
     db.commit()
     session[signin.PREFS] = {"sub": subject, **prefs}
+    token = session.get(signin.JWT)
+    if "theme" in data and token:
+        agent_prefs.push_theme(current_app.config["SERVICES_FILE"], str(token), data["theme"])
     return prefs
 
 
