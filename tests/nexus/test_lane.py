@@ -217,6 +217,7 @@ QUIRKS: dict[str, tuple[str, list[tuple[str, str]], bytes | list[bytes]]] = {
     "/redirect": ("302 FOUND", [("Location", "/quirks/elsewhere?x=caf%C3%A9"),
                                 ("Content-Type", "text/html")], b"<a>moved</a>"),
     "/empty": ("204 NO CONTENT", [], b""),
+    "/one-time": ("200 OK", [("Content-Type", "text/html"), ("Cache-Control", "no-store")], PAGE),
     "/unchanged": ("304 NOT MODIFIED", [("ETag", '"v1"'), ("Content-Type", "text/html")], b""),
 }
 
@@ -265,6 +266,14 @@ def test_every_kind_of_answer_is_the_same_through_the_lane(
 
     assert compared(through_lane) == compared(through_app)
     assert through_lane[0].split()[0] == QUIRKS[path][0].split()[0]
+
+
+def test_a_page_the_backend_forbids_storing_stays_unstored(nexus_app: Flask, quirks: str,
+                                                           alice: str) -> None:
+    for path, expected in (("/one-time", "private, no-store"), ("/cookies", "private, no-cache")):
+        env = environ(f"/quirks{path}", alice, Accept="text/html")
+        for answer in (call(nexus_app.wsgi_app, dict(env)), call(lane(nexus_app).inner, dict(env))):
+            assert dict(answer[1])["Cache-Control"] == expected, path
 
 
 # --- the lane's own pieces, against the Werkzeug behaviour they stand in for ------------------

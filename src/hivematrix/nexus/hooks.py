@@ -86,7 +86,7 @@ def dress(response: Response, user: dict[str, Any] | None, prefs: dict[str, str]
     response.set_data(page)
     response.headers["Content-Security-Policy"] = policy
     # The page now depends on who is signed in and their theme.
-    response.headers["Cache-Control"] = DRESSED_CACHE_CONTROL
+    response.headers["Cache-Control"] = dressed_cache_control(response.headers.get("Cache-Control"))
     return response
 
 
@@ -94,12 +94,20 @@ def dress(response: Response, user: dict[str, Any] | None, prefs: dict[str, str]
 DRESSED_CACHE_CONTROL = "private, no-cache"
 
 
+def dressed_cache_control(backend: str | None) -> str:
+    """A composed page's Cache-Control: never shared; and never stored when the backend said
+    so (a page showing a one-time password, say)."""
+    if backend and "no-store" in backend.lower():
+        return "private, no-store"
+    return DRESSED_CACHE_CONTROL
+
+
 def dressed(page: bytes, content_type: str, policy: str | None, user: dict[str, Any] | None,
             prefs: dict[str, str], services: list[ServiceEntry], active: str | None,
             app: Flask | None = None) -> tuple[bytes, str]:
     """A page with the chrome put in, and its Content-Security-Policy letting the chrome's
     scripts run: :func:`dress` on plain values, for the fast lane's answers without a
-    response object. The page's headers then need :data:`DRESSED_CACHE_CONTROL` too."""
+    response object. The page's headers then need :func:`dressed_cache_control` too."""
     nonce = base64.urlsafe_b64encode(RANDOM.take(NONCE_BYTES)).rstrip(b"=").decode("ascii")
     chrome = render_chrome(nonce=nonce, user=user, services=services, active=active,
                            theme=prefs["theme"], color_theme=prefs["color_theme"], app=app)

@@ -34,7 +34,13 @@ from hivematrix.nexus.compose import is_composable
 from hivematrix.nexus.core_client import CoreUnavailable
 from hivematrix.nexus.directory import ServiceDirectory, ServiceEntry
 from hivematrix.nexus.gateway import CHUNK, OWN_COOKIES, UPSTREAM_FAILED, read_exactly, relay
-from hivematrix.nexus.hooks import DRESSED_CACHE_CONTROL, RANDOM, composable, dress, dressed
+from hivematrix.nexus.hooks import (
+    RANDOM,
+    composable,
+    dress,
+    dressed,
+    dressed_cache_control,
+)
 from hivematrix.nexus.sessions import COOKIE_NAME, ServerSessionInterface, StoreUnavailable
 from hivematrix.nexus.upstream import (
     Backend,
@@ -254,7 +260,7 @@ class FastLane:
             self.directory.navigation(claims.get("permission_level")), active, app=self.app)
         answer.replace("Content-Length", str(len(answer.body)))
         answer.replace("Content-Security-Policy", policy)
-        answer.replace("Cache-Control", DRESSED_CACHE_CONTROL)
+        answer.replace("Cache-Control", dressed_cache_control(answer.first("cache-control")))
 
     def observe(self, method: str, status: int, seconds: float) -> None:
         """``RequestMetrics.observe`` for the lane's endpoint, with the labelled series
