@@ -5,3 +5,31 @@ The calculation itself (:mod:`hivematrix.ledger.calculation`) is a pure function
 inputs (:mod:`hivematrix.ledger.inputs`); invoices are rendered from its receipt
 (:mod:`hivematrix.ledger.invoice`).
 """
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from apiflask import APIFlask
+
+from hivematrix.common import create_service_app
+from hivematrix.common.registry import ServiceSpec
+
+SERVICE = ServiceSpec(
+    name="ledger",
+    factory="hivematrix.ledger:create_app",
+    port=5030,
+    title="Ledger",
+    description="Billing plans, monthly bills, QuickBooks invoices and the archive",
+    migrations="hivematrix.ledger",
+    depends_on=("core", "codex"),
+)
+
+
+def create_app(settings: Mapping[str, Any] | None = None) -> APIFlask:
+    """Build the Ledger app; ``settings`` override files and environment (tests)."""
+    from hivematrix.ledger.api import blueprints
+
+    return create_service_app(SERVICE.name, settings, title="HiveMatrix Ledger",
+                              blueprints=blueprints())

@@ -1,0 +1,188 @@
+"""`/archive/...`: accept bills into immutable snapshots, search and read them, void and
+re-issue. The read routes also answer on upstream's `/archive/api/...` paths."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from apiflask import APIBlueprint
+from flask import Response, current_app, request
+
+from hivematrix.common.auth import permission_required, service_allowed
+from hivematrix.common.db import get_session
+from hivematrix.ledger import archive, billing, fields
+from hivematrix.ledger.api import (
+    READER_SERVICES,
+    READERS,
+    WRITERS,
+    actor,
+    fetch_codex,
+    json_body,
+    query_int,
+    refusals,
+    today,
+)
+from hivematrix.ledger.errors import LedgerError
+from hivematrix.ledger.inputs import Period
+from hivematrix.ledger.models import BillingSnapshot
+
+bp = APIBlueprint("ledger_archive", __name__, tag="Archive")
+
+
+def _terms() -> int:
+    return int(current_app.config.get("LEDGER_TERMS_DAYS", 30))
+
+
+def _query_date(name: str) -> date | None:
+    raw = request.args.get(name)
+    if not raw:
+        return None
+    try:
+        return date.fromisoformat(raw)
+    except ValueError:
+        raise LedgerError(f"{name}: {raw!r} is not a date (YYYY-MM-DD)", field=name,
+                          status=400) from None
+
+
+def _fresh_receipt(account_number: str, period: Period) -> Any:
+    """The bill as it is now: one Codex bulk call, calculated once."""
+    items = billing.fetch_companies(fetch_codex, period.year)
+    return billing.one_receipt(get_session(), items, account_number, period, today=today())
+
+
+def _csv(snapshot: BillingSnapshot) -> Response:
+    name = billing.safe_file_name(snapshot.invoice_number)
+    return Response(snapshot.invoice_csv, mimetype="text/csv",
+                    headers={"Content-Disposition": f'attachment; filename="{name}.csv"'})
+
+
+@bp.get("/archive/snapshots")
+@bp.get("/archive/api/snapshots/search")
+@bp.doc(summary="Search snapshots",
+        description="Query: `account_number`, `year`, `month`, `invoice_number` (part of), "
+                    "`from_date`, `to_date` (accepted on, inclusive), `limit` (≤ 1000, "
+                    "default 100), `offset`. Newest period first.")
+@permission_required(*READERS)
+@service_allowed(*READER_SERVICES)
+@refusals
+def search() -> Any:
+    limit = query_int("limit", 1, archive.SEARCH_LIMIT_MAX) or 100
+    offset = query_int("offset", 0, 10**9) or 0
+    total, page = archive.search(
+        get_session(), account_number=request.args.get("account_number") or None,
+        year=query_int("year", 1970, 9999), month=query_int("month", 1, 12),
+        invoice_number=request.args.get("invoice_number") or None,
+        date_from=_query_date("from_date"), date_to=_query_date("to_date"),
+        limit=limit, offset=offset)
+    return {"total": total, "limit": limit, "offset": offset,
+            "results": [archive.summary(snapshot) for snapshot in page]}
+
+
+@bp.get("/archive/snapshots/company/<account_number>")
+@bp.get("/archive/api/snapshots/company/<account_number>")
+@bp.doc(summary="Every snapshot of one company, newest period first")
+@permission_required(*READERS)
+@service_allowed(*READER_SERVICES)
+@refusals
+def company(account_number: str) -> Any:
+    _, page = archive.search(get_session(), account_number=account_number,
+                             limit=archive.SEARCH_LIMIT_MAX)
+    return [archive.summary(snapshot) for snapshot in page]
+
+
+@bp.post("/archive/snapshots")
+@bp.doc(summary="Accept a bill",
+        description="Body: `account_number`, `year`, `month`, `notes`. Calculates the bill "
+                    "once and keeps its lines, receipt and invoice CSV. 409 when the period "
+                    "is accepted already; 422 when the bill has an error.")
+@permission_required(*WRITERS)
+@refusals
+def accept() -> Any:
+    data = fields.body(json_body())
+    account_number = fields.text(data, "account_number", required=True, max_length=50)
+    year = fields.integer(data, "year", minimum=1970, maximum=9999, required=True)
+    month = fields.integer(data, "month", minimum=1, maximum=12, required=True)
+    notes = fields.text(data, "notes", max_length=10_000, default="") or ""
+    assert account_number is not None and year is not None and month is not None
+    session = get_session()
+    # Refuse before calling Codex when the answer is known.
+    existing = archive.live(session, account_number, year, month)
+    if existing is not None:
+        raise LedgerError(f"The bill of {account_number} for {year:04d}-{month:02d} is "
+                          f"accepted already (invoice {existing.invoice_number}).", status=409)
+    receipt = _fresh_receipt(account_number, Period(year, month))
+    snapshot = archive.accept(session, receipt, accepted_by=actor(), notes=notes,
+                              terms_days=_terms())
+    session.commit()
+    return archive.detail(snapshot), 201
+
+
+@bp.get("/archive/snapshots/<int:snapshot_id>")
+@bp.doc(summary="One snapshot with its line items and receipt")
+@permission_required(*READERS)
+@service_allowed(*READER_SERVICES)
+@refusals
+def detail(snapshot_id: int) -> Any:
+    return archive.detail(archive.get(get_session(), snapshot_id))
+
+
+@bp.get("/archive/snapshots/<int:snapshot_id>/csv")
+@bp.doc(summary="The invoice CSV exactly as accepted")
+@permission_required(*READERS)
+@service_allowed(*READER_SERVICES)
+@refusals
+def csv(snapshot_id: int) -> Any:
+    return _csv(archive.get(get_session(), snapshot_id))
+
+
+@bp.get("/archive/api/snapshot/<invoice_number>")
+@bp.doc(summary="One snapshot by invoice number (upstream's path)")
+@permission_required(*READERS)
+@service_allowed(*READER_SERVICES)
+@refusals
+def detail_by_number(invoice_number: str) -> Any:
+    return archive.detail(archive.by_invoice_number(get_session(), invoice_number))
+
+
+@bp.get("/archive/api/snapshot/<invoice_number>/csv")
+@bp.doc(summary="A snapshot's invoice CSV by invoice number (upstream's path)")
+@permission_required(*READERS)
+@service_allowed(*READER_SERVICES)
+@refusals
+def csv_by_number(invoice_number: str) -> Any:
+    return _csv(archive.by_invoice_number(get_session(), invoice_number))
+
+
+def _reason() -> str:
+    data = fields.body(json_body())
+    return fields.text(data, "reason", required=True, max_length=10_000) or ""
+
+
+@bp.post("/archive/snapshots/<int:snapshot_id>/void")
+@bp.doc(summary="Void a snapshot", description="Body: `reason`. The snapshot is kept; the "
+                                               "period can then be accepted again.")
+@permission_required(*WRITERS)
+@refusals
+def void(snapshot_id: int) -> Any:
+    session = get_session()
+    snapshot = archive.get(session, snapshot_id)
+    archive.void(session, snapshot, reason=_reason(), voided_by=actor())
+    session.commit()
+    return archive.summary(snapshot)
+
+
+@bp.post("/archive/snapshots/<int:snapshot_id>/reissue")
+@bp.doc(summary="Void a snapshot and accept its bill again",
+        description="Body: `reason`. The new snapshot is numbered `<account>-<YYYYMM>-R<n>`.")
+@permission_required(*WRITERS)
+@refusals
+def reissue(snapshot_id: int) -> Any:
+    session = get_session()
+    snapshot = archive.get(session, snapshot_id)
+    reason = _reason()
+    receipt = _fresh_receipt(snapshot.account_number, Period(snapshot.year, snapshot.month))
+    new = archive.reissue(session, snapshot, receipt, reason=reason, by=actor(),
+                          terms_days=_terms())
+    session.commit()
+    return archive.detail(new), 201

@@ -1,0 +1,16 @@
+"""The one refusal Ledger's business modules raise; the API turns it into a problem."""
+
+from __future__ import annotations
+
+
+class LedgerError(Exception):
+    """A refused request: HTTP ``status``, and the input ``field`` at fault when there is one."""
+
+    def __init__(self, message: str, *, status: int = 422, field: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.field = field
+
+
+def not_found(what: str) -> LedgerError:
+    return LedgerError(f"There is no {what}.", status=404)
