@@ -348,3 +348,16 @@ def test_update_fields(tree: KnowledgeTree) -> None:
         tree.update(article.id, by=BY, content_format="rtf")
     with pytest.raises(NotFound):
         tree.update("gone", by=BY, content="x")
+
+
+def test_the_database_itself_refuses_a_duplicate_sibling(tree: KnowledgeTree) -> None:
+    """The unique constraint holds even for a write that skips the model's own check."""
+    from hivematrix.knowledgetree.graph import ConstraintViolation
+
+    tree.create(ROOT_ID, "Acme", "folder", by=BY)
+    with pytest.raises(ConstraintViolation):
+        tree.store.write("MATCH (root:ContextItem {id: $root}) "
+                         "CREATE (root)-[:PARENT_OF]->(:ContextItem {id: 'x', name: 'acme', "
+                         "name_key: 'acme', sibling_key: $key, type: 'folder'})",
+                         {"root": ROOT_ID, "key": f"{ROOT_ID}/acme"})
+    assert len(tree.children(ROOT_ID)) == 1

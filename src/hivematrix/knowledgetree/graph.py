@@ -64,6 +64,24 @@ def search_terms(text: str) -> list[str]:
     return [word.lower() for word in _WORD.findall(text)][:16]
 
 
+_LUCENE_SPECIAL = re.compile(r'([+\-&|!(){}\[\]^"~*?:\\/])')
+
+
+def lucene_query(schema: Schema, terms: Sequence[str]) -> str:
+    """A Lucene query (Neo4j's full-text syntax) requiring every term in any of the schema's
+    full-text properties, the last also as a prefix; Neo4j's index has no field weights, so
+    the schema's weights become boosts."""
+    words = [_LUCENE_SPECIAL.sub(r"\\\1", term) for term in terms]
+    if words and len(words[-1]) >= 2:
+        words[-1] += "*"
+    clauses = []
+    for word in words:
+        fields = [f"{prop}:{word}^{float(schema.weights.get(prop, 1.0)):g}"
+                  for prop in schema.fulltext]
+        clauses.append("(" + " OR ".join(fields) + ")")
+    return " AND ".join(clauses)
+
+
 class GraphStore(Protocol):
     """A Cypher graph database."""
 
@@ -87,8 +105,9 @@ class GraphStore(Protocol):
         """A ``CALL ... YIELD node, score`` clause searching the schema's full-text index for
         the words in the ``$fulltext`` parameter (built by :meth:`fulltext_query`)."""
 
-    def fulltext_query(self, terms: Sequence[str]) -> str:
-        """The engine's query string matching every one of ``terms`` (the last as a prefix)."""
+    def fulltext_query(self, schema: Schema, terms: Sequence[str]) -> str:
+        """The engine's query string matching every one of ``terms`` (the last as a prefix),
+        each in any of the schema's full-text properties, weighted as the schema says."""
 
     def drop_all(self) -> None:
         """Delete the whole graph (tests and wipe); the schema has to be ensured again."""
@@ -218,8 +237,9 @@ class FalkorDBStore:
         return (f"CALL db.idx.fulltext.queryNodes('{schema.label}', $fulltext) "
                 f"YIELD node, score")
 
-    def fulltext_query(self, terms: Sequence[str]) -> str:
+    def fulltext_query(self, schema: Schema, terms: Sequence[str]) -> str:
         # RediSearch syntax: words side by side must all match; a trailing * is a prefix.
+        # The weights were given to the index itself (ensure_schema).
         # search_terms() keeps only word characters, so nothing here needs escaping.
         words = list(terms)
         if words and len(words[-1]) >= 2:
@@ -245,8 +265,6 @@ class Neo4jStore:
     Not exercised on the machines this was written on (no Neo4j there); its contract tests run
     when ``HIVEMATRIX_TEST_NEO4J_URL`` is set.
     """
-
-    _FULLTEXT_SPECIAL = re.compile(r'([+\-&|!(){}\[\]^"~*?:\\/])')
 
     def __init__(self, uri: str, *, user: str | None = None, password: str | None = None,
                  database: str | None = None) -> None:
@@ -315,12 +333,8 @@ class Neo4jStore:
         return (f"CALL db.index.fulltext.queryNodes('{self._index_name(schema, 'fulltext')}', "
                 f"$fulltext) YIELD node, score")
 
-    def fulltext_query(self, terms: Sequence[str]) -> str:
-        # Lucene syntax: every word required, the last also as a prefix.
-        words = [self._FULLTEXT_SPECIAL.sub(r"\\\1", term) for term in terms]
-        if words and len(words[-1]) >= 2:
-            words[-1] += "*"
-        return " AND ".join(words)
+    def fulltext_query(self, schema: Schema, terms: Sequence[str]) -> str:
+        return lucene_query(schema, terms)
 
     def drop_all(self) -> None:
         self.write("MATCH (n) DETACH DELETE n")

@@ -700,7 +700,7 @@ class KnowledgeTree:
         scope = ("" if start_id == ROOT_ID else
                  "MATCH (:ContextItem {id: $start})-[:PARENT_OF*0..]->(node) ")
         params: dict[str, Any] = {
-            "fulltext": self.store.fulltext_query(terms), "start": start_id,
+            "fulltext": self.store.fulltext_query(ITEM_SCHEMA, terms), "start": start_id,
             "exact": name_key(" ".join(query.split())), "bonus": EXACT_TITLE_BONUS,
             "skip": offset, "limit": limit}
         total_rows = self.store.query(
