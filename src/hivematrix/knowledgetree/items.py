@@ -737,6 +737,143 @@ class KnowledgeTree:
                                 for i, n in zip(row["ids"], row["names"], strict=True)]
                 for row in rows}
 
+    # -- export and import ---------------------------------------------------------------
+
+    def export_subtree(self, item_id: str = ROOT_ID) -> list[dict[str, Any]]:
+        """The items under ``item_id``, nested (``children``), each level folders first and by
+        name: what :meth:`import_items` takes back. Ids, dates and files are left out."""
+        self.get(item_id)
+        rows = self.store.query(
+            "MATCH (:ContextItem {id: $id})-[:PARENT_OF*1..]->(node:ContextItem) "
+            "MATCH (parent:ContextItem)-[:PARENT_OF]->(node) "
+            "RETURN parent.id AS parent_id, properties(node) AS item", {"id": item_id})
+        by_parent: dict[str, list[Item]] = {}
+        for row in rows:
+            item = _item(row["item"], row["parent_id"])
+            by_parent.setdefault(row["parent_id"], []).append(item)
+
+        def level(parent_id: str) -> list[dict[str, Any]]:
+            items = sorted(by_parent.get(parent_id, []),
+                           key=lambda item: (not item.is_folder, name_key(item.name)))
+            return [{"name": item.name, "type": item.type, "content": item.content,
+                     "content_format": item.content_format, "is_attached": item.is_attached,
+                     "read_only": item.read_only, "source": item.source,
+                     "account_number": item.account_number, "metadata": item.metadata,
+                     "children": level(item.id)} for item in items]
+
+        return level(item_id)
+
+    def import_items(self, parent_id: str, entries: object, *, by: str,
+                     allow_read_only: bool = False) -> int:
+        """Create a nested list of items (the shape :meth:`export_subtree` gives) under the
+        folder ``parent_id``, all of them or none; returns how many.
+
+        Every name is checked as on create, names are unique within each imported folder, and
+        a top-level name already used under ``parent_id`` refuses the whole import
+        (:class:`NameTaken` naming the entry). Only the sync may import read-only items.
+        """
+        stamp = now()
+        nodes: list[dict[str, Any]] = []
+        edges: list[dict[str, str]] = []
+        top_keys = self._flatten(parent_id, entries, "items", by, stamp, nodes, edges,
+                                 allow_read_only)
+        if not nodes:
+            return 0
+        try:
+            rows = self.store.write(
+                _LOCK_TREE
+                + "MATCH (parent:ContextItem {id: $parent_id}) WHERE parent.type <> 'article' "
+                "OPTIONAL MATCH (parent)-[:PARENT_OF]->(twin:ContextItem) "
+                "WHERE twin.name_key IN $top_keys "
+                "WITH parent, count(twin) AS twins WHERE twins = 0 "
+                "UNWIND $nodes AS row CREATE (node:ContextItem) SET node = row "
+                "WITH count(node) AS created "
+                "UNWIND $edges AS edge "
+                "MATCH (up:ContextItem {id: edge.parent}), (down:ContextItem {id: edge.child}) "
+                "CREATE (up)-[:PARENT_OF]->(down) "
+                "RETURN count(*) AS linked",
+                {"root": ROOT_ID, "parent_id": parent_id, "top_keys": list(top_keys),
+                 "nodes": nodes, "edges": edges})
+        except ConstraintViolation:
+            rows = []
+        # Refused by the guard, the aggregations still answer one row: nothing was linked
+        # (nor created). Let through, every created node was linked in the same statement.
+        if not rows or not rows[0]["linked"]:
+            parent = self.find(parent_id)
+            if parent is None:
+                raise NotFound(f"the parent {parent_id!r} does not exist", "parent_id")
+            if not parent.is_folder:
+                raise KnowledgeError("an article cannot hold other items", "parent_id")
+            taken = self.store.query(
+                "MATCH (:ContextItem {id: $parent_id})-[:PARENT_OF]->(twin:ContextItem) "
+                "WHERE twin.name_key IN $top_keys RETURN twin.id AS id, twin.name_key AS key",
+                {"parent_id": parent_id, "top_keys": list(top_keys)})
+            if not taken:
+                raise NameTaken(f"{parent.name!r} changed during the import; try again")
+            clash = next(i for i, key in enumerate(top_keys) if key == taken[0]["key"])
+            error = NameTaken(f"{parent.name!r} already holds an item named "
+                              f"{top_keys[clash]!r}", taken[0]["id"])
+            error.field = f"items[{clash}].name"
+            raise error
+        return len(nodes)
+
+    def _flatten(self, parent_id: str, entries: object, where: str, by: str, stamp: str,
+                 nodes: list[dict[str, Any]], edges: list[dict[str, str]],
+                 allow_read_only: bool) -> list[str]:
+        """Check one imported level and append its items; the level's folded names."""
+        if not isinstance(entries, list):
+            raise KnowledgeError("must be a list of items", where)
+        keys: list[str] = []
+        for index, entry in enumerate(entries):
+            at = f"{where}[{index}]"
+            if not isinstance(entry, Mapping):
+                raise KnowledgeError("must be an object", at)
+            name = clean_name(entry.get("name"), f"{at}.name")
+            key = name_key(name)
+            if key in keys:
+                twice = NameTaken(f"{name!r} appears twice in one folder of the import")
+                twice.field = f"{at}.name"
+                raise twice
+            keys.append(key)
+            kind = _choice(entry.get("type", "article"), ("folder", "article"), f"{at}.type")
+            content = entry.get("content", "")
+            if not isinstance(content, str):
+                raise KnowledgeError("the content must be text", f"{at}.content")
+            content_format = _choice(entry.get("content_format", "markdown"), FORMATS,
+                                     f"{at}.content_format")
+            source = _choice(entry.get("source", "manual"), SOURCES, f"{at}.source")
+            attached = entry.get("is_attached", False) is True
+            if attached and kind != "folder":
+                raise KnowledgeError("only a folder can be attached", f"{at}.is_attached")
+            read_only = entry.get("read_only", False) is True
+            if read_only and not allow_read_only:
+                raise ReadOnly("read-only items are written by the sync only",
+                               f"{at}.read_only")
+            metadata = entry.get("metadata") or {}
+            if not isinstance(metadata, Mapping):
+                raise KnowledgeError("must be an object", f"{at}.metadata")
+            account = entry.get("account_number")
+            if account is not None and not isinstance(account, str):
+                raise KnowledgeError("must be text", f"{at}.account_number")
+            item_id = str(uuid.uuid4())
+            node = {"id": item_id, "name": name, "name_key": key,
+                    "sibling_key": f"{parent_id}/{key}", "type": kind, "content": content,
+                    "content_format": content_format, "is_attached": attached,
+                    "read_only": read_only, "source": source,
+                    "metadata": json.dumps(dict(metadata), sort_keys=True),
+                    "created_at": stamp, "created_by": by, "updated_at": stamp,
+                    "updated_by": by}
+            if account is not None:
+                node["account_number"] = account
+            nodes.append(node)
+            edges.append({"parent": parent_id, "child": item_id})
+            children = entry.get("children", [])
+            if children and kind != "folder":
+                raise KnowledgeError("an article cannot hold other items", f"{at}.children")
+            self._flatten(item_id, children, f"{at}.children", by, stamp, nodes, edges,
+                          allow_read_only)
+        return keys
+
     # -- counts ----------------------------------------------------------------------------
 
     def counts(self) -> dict[str, int]:
