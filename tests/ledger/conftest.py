@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -50,16 +50,24 @@ class Codex:
     url: str
     #: Codex ids Ledger's overrides refer to.
     ids: dict[str, int]
+    #: Every path Codex was asked for (with its query string).
+    calls: list[str]
 
 
 def seed_codex(app: Flask, headers: dict[str, str]) -> dict[str, int]:
     """Two companies on the Gold plan and one on a plan Ledger does not have; companies go
     through Codex's API, the rows a sync would write straight into its database."""
     client = app.test_client()
+    # Contract ends relative to the real today, which the dashboard measures expiry from.
+    # A one-year contract started a year before today + 10 days ends in 9 days.
+    today = datetime.now(UTC).date()
+    soon = today + timedelta(days=10)
+    soon = soon.replace(year=soon.year - 1, day=min(soon.day, 28))
     seeding.company(client, headers, "620547", "Acme Dental", billing_plan="Gold",
-                    contract_term_length="1 Year", contract_start_date="2026-01-01")
+                    contract_term_length="1 Year",
+                    contract_start_date=(today - timedelta(days=30)).isoformat())
     seeding.company(client, headers, "620548", "Beta Law", billing_plan="Gold",
-                    contract_term_length="1 Year", contract_start_date="2025-07-01")
+                    contract_term_length="1 Year", contract_start_date=soon.isoformat())
     seeding.company(client, headers, "620549", "Gamma Shop", billing_plan="Platinum",
                     contract_term_length="1 Year")
     ids: dict[str, int] = {}
@@ -98,11 +106,18 @@ def codex(service_settings: dict[str, Any], tmp_path: Path, hm_home: Path,
     with migrated_database(CODEX.migrations, url):
         app = create_codex({**service_settings, "DATABASE_URL": url})
         ids = seed_codex(app, as_user("admin"))
-        with serve_wsgi(app) as codex_url:
+        calls: list[str] = []
+
+        def recorded(environ: dict[str, Any], start_response: Any) -> Any:
+            query = environ.get("QUERY_STRING")
+            calls.append(environ["PATH_INFO"] + (f"?{query}" if query else ""))
+            return app(environ, start_response)
+
+        with serve_wsgi(recorded) as codex_url:
             port = int(codex_url.rsplit(":", 1)[1])
             (hm_home / "services.json").write_text(json.dumps(
                 {"codex": {"url": codex_url, "port": port}}))
-            yield Codex(app, codex_url, ids)
+            yield Codex(app, codex_url, ids, calls)
         app.extensions["hivematrix.db"].dispose()
 
 

@@ -42,14 +42,14 @@ from hivematrix.ledger.models import (
     ManualUser,
     UserOverride,
 )
-from hivematrix.ledger.money import plain
+from hivematrix.ledger.money import money_text
 
 #: What an asset may be billed as.
 ASSET_BILLING_TYPES = (*ASSET_TYPES, CUSTOM, NO_CHARGE)
 
 
 def _money_text(value: Any) -> Any:
-    return plain(value) if value is not None else None
+    return money_text(value) if value is not None else None
 
 
 # --- conversion to the calculation's inputs ------------------------------------------------

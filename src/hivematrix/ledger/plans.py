@@ -17,7 +17,7 @@ from hivematrix.ledger import fields
 from hivematrix.ledger.errors import LedgerError, not_found
 from hivematrix.ledger.inputs import RATE_NAMES, SUPPORT_LEVELS, Plan, Rates
 from hivematrix.ledger.models import BillingPlan
-from hivematrix.ledger.money import plain
+from hivematrix.ledger.money import money_text
 
 FEATURE_KEY_MAX = 100
 
@@ -25,7 +25,7 @@ FEATURE_KEY_MAX = 100
 def to_dict(plan: BillingPlan) -> dict[str, Any]:
     return {"id": plan.id, "plan_name": plan.plan_name, "term_length": plan.term_length,
             "support_level": plan.support_level,
-            **{name: plain(getattr(plan, name)) for name in RATE_NAMES},
+            **{name: money_text(getattr(plan, name)) for name in RATE_NAMES},
             "features": dict(plan.features or {})}
 
 
