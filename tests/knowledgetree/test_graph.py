@@ -83,3 +83,16 @@ def test_lucene_query_for_neo4j() -> None:
     assert lucene_query(SCHEMA, ["a"]) == "(title:a^4 OR body:a^1)"
     assert lucene_query(SCHEMA, ["x:y"]) == "(title:x\\:y*^4 OR body:x\\:y*^1)"
     assert lucene_query(SCHEMA, []) == ""
+
+
+def test_schema_over_existing_data_is_ready_when_ensure_returns(store: GraphStore) -> None:
+    """Indexes built over data already there are complete once ensure_schema returns."""
+    store.write("UNWIND range(1, 5000) AS n "
+                "CREATE (:Thing {id: toString(n), kind: 'bulk', title: 'item ' + toString(n), "
+                "body: CASE WHEN n % 2 = 0 THEN 'even needle' ELSE 'odd' END})")
+    store.ensure_schema(SCHEMA)
+    rows = store.query(f"{store.fulltext_call(SCHEMA)} RETURN count(node) AS n",
+                       {"fulltext": store.fulltext_query(SCHEMA, ["needle"])})
+    assert rows == [{"n": 2500}]
+    with pytest.raises(ConstraintViolation):
+        store.write("CREATE (:Thing {id: '42'})")
