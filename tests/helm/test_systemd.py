@@ -167,3 +167,30 @@ def test_systemd_install_command(hm_home: Path, tmp_path: Path) -> None:
     again = runner.invoke(main, ["systemd", "install", "--output", str(output)])
     assert again.exit_code == 0 and "stale" in again.output
     assert "template" not in (output / "hivematrix.target").read_text()
+
+
+def test_a_configured_falkordb_gets_a_unit_before_what_needs_it(hm_home: Path,
+                                                                tmp_path: Path) -> None:
+    runner = CliRunner()
+    assert runner.invoke(main, ["update-config"]).exit_code == 0
+    set_graph = runner.invoke(main, ["config", "set", "databases.graph",
+                                     json.dumps({"backend": "falkordb", "port": 6391})])
+    assert set_graph.exit_code == 0, set_graph.output
+    output = tmp_path / "units"
+    result = runner.invoke(main, ["systemd", "install", "--output", str(output)],
+                           catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    unit = (output / "hivematrix-falkordb.service").read_text()
+    assert "-m hivematrix.cli run falkordb" in unit and "Restart=on-failure" in unit
+    assert "hivematrix-falkordb.service" in (output / "hivematrix.target").read_text()
+    # A service declaring the dependency is ordered after it.
+    home = tmp_path / "kb-home"
+    home.mkdir()
+    (home / "apps_registry.json").write_text(json.dumps({"services": {
+        "core": {"port": 5000}, "kb": {"port": 5020, "depends_on": ["core", "falkordb"]}}}))
+    specs = {"core": spec("core", 5000), "kb": spec("kb", 5020, "core", "falkordb")}
+    texts = systemd.units(home, apps.Registry.load(home), specs, python=PYTHON,
+                          embedded={"falkordb": "embedded graph store"})
+    assert "After=network.target hivematrix-falkordb.service hivematrix-core.service" in texts[
+        "hivematrix-kb.service"]
+    assert "After=network.target\n" in texts["hivematrix-core.service"]  # not held up by it

@@ -11,7 +11,7 @@ from rich.table import Table
 
 from hivematrix.cli import _home
 from hivematrix.common.registry import discover_services
-from hivematrix.helm import apps, systemd
+from hivematrix.helm import apps, embedded, systemd
 
 console = Console(stderr=True)
 
@@ -95,7 +95,10 @@ def systemd_install_command(output: Path, user: str | None) -> None:
     specs = discover_services()
     try:
         registry = apps.Registry.load(home)
-        texts = systemd.units(home, registry, specs, python=sys.executable, user=user)
+        dependencies = {name: "embedded graph store" for name in
+                        embedded.configured(home, specs, prepare=False)}
+        texts = systemd.units(home, registry, specs, python=sys.executable, user=user,
+                              embedded=dependencies)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
     try:

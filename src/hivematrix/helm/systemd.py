@@ -84,12 +84,12 @@ def path_value(path: Path | str) -> str:
     return _specifiers(text)
 
 
-def _service_unit(name: str, spec: ServiceSpec, depends: list[str], *, home: Path,
+def _service_unit(name: str, title: str, depends: list[str], *, home: Path,
                   python: str, user: str | None) -> str:
     after = " ".join(["network.target", *depends])
     unit = [
         "[Unit]",
-        f"Description={_specifiers(f'HiveMatrix {spec.title} ({name})')}",
+        f"Description={_specifiers(f'HiveMatrix {title} ({name})')}",
         f"After={after}",
     ]
     if depends:
@@ -126,9 +126,11 @@ def _target_unit(services: list[str]) -> str:
 
 
 def units(home: Path, registry: Registry, specs: Mapping[str, ServiceSpec], *, python: str,
-          user: str | None = None) -> dict[str, str]:
-    """Unit file texts by file name: each enabled, installed service (in start order), then
-    ``hivematrix.target``. ``python`` is the interpreter that has HiveMatrix installed.
+          user: str | None = None, embedded: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Unit file texts by file name: each configured embedded dependency (``embedded``: name
+    → title, run by ``hivematrix run <name>`` too), each enabled, installed service (in start
+    order), then ``hivematrix.target``. ``python`` is the interpreter that has HiveMatrix
+    installed.
 
     Raises :class:`ValueError` for a dependency cycle or a value systemd cannot carry.
     """
@@ -137,16 +139,22 @@ def units(home: Path, registry: Registry, specs: Mapping[str, ServiceSpec], *, p
     if user is not None and not _USER.fullmatch(user):
         raise ValueError(f"not a user name systemd accepts: {user!r}")
     home = Path(os.path.abspath(home))
+    embedded = dict(embedded or {})
     active = registry.active(specs)
     order = start_order(registry, list(active))
     texts: dict[str, str] = {}
+    # Embedded dependencies (FalkorDB) first: services start after those they depend on, and
+    # every service that depends on nothing embedded is not held up by them.
+    for name, title in embedded.items():
+        texts[unit_name(name)] = _service_unit(name, title, [], home=home, python=python,
+                                               user=user)
     for name in order:
         # Dependencies in start order; only those that get a unit (enabled and installed).
-        depends = [unit_name(dep) for dep in order
-                   if dep in active[name].depends_on and dep in active]
-        texts[unit_name(name)] = _service_unit(name, specs[name], depends, home=home,
+        depends = [unit_name(dep) for dep in (*embedded, *order)
+                   if dep in active[name].depends_on and (dep in active or dep in embedded)]
+        texts[unit_name(name)] = _service_unit(name, specs[name].title, depends, home=home,
                                                python=python, user=user)
-    texts[TARGET] = _target_unit([unit_name(name) for name in order])
+    texts[TARGET] = _target_unit([unit_name(name) for name in (*embedded, *order)])
     return texts
 
 
