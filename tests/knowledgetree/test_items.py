@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 import pytest
 
+from hivematrix.knowledgetree.graph import ConstraintViolation, GraphStore
 from hivematrix.knowledgetree.items import (
     MAX_REVISIONS,
     ROOT_ID,
@@ -352,8 +354,6 @@ def test_update_fields(tree: KnowledgeTree) -> None:
 
 def test_the_database_itself_refuses_a_duplicate_sibling(tree: KnowledgeTree) -> None:
     """The unique constraint holds even for a write that skips the model's own check."""
-    from hivematrix.knowledgetree.graph import ConstraintViolation
-
     tree.create(ROOT_ID, "Acme", "folder", by=BY)
     with pytest.raises(ConstraintViolation):
         tree.store.write("MATCH (root:ContextItem {id: $root}) "
@@ -361,3 +361,28 @@ def test_the_database_itself_refuses_a_duplicate_sibling(tree: KnowledgeTree) ->
                          "name_key: 'acme', sibling_key: $key, type: 'folder'})",
                          {"root": ROOT_ID, "key": f"{ROOT_ID}/acme"})
     assert len(tree.children(ROOT_ID)) == 1
+
+
+def test_workers_starting_together_set_up_once(store: GraphStore, tmp_path: Path) -> None:
+    """Several web workers run ensure_ready at once on a fresh graph: no error, one root."""
+    graph = store
+    trees = [KnowledgeTree(graph, tmp_path / "files") for _ in range(4)]
+    start = threading.Barrier(len(trees))
+    failures: list[BaseException] = []
+
+    def ready(tree: KnowledgeTree) -> None:
+        start.wait()
+        try:
+            tree.ensure_ready()
+        except BaseException as exc:  # collected for the assertion below
+            failures.append(exc)
+
+    threads = [threading.Thread(target=ready, args=(tree,)) for tree in trees]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    assert graph.query("MATCH (root:ContextItem {type: 'root'}) RETURN count(root) AS n") == [
+        {"n": 1}]
+    trees[0].create(ROOT_ID, "Works", "folder", by=BY)

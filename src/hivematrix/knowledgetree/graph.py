@@ -31,6 +31,7 @@ Params = Mapping[str, Any]
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _WORD = re.compile(r"\w+", re.UNICODE)
+_ALREADY = re.compile(r"already (indexed|exists)", re.IGNORECASE)
 
 
 class GraphError(Exception):
@@ -194,6 +195,15 @@ class FalkorDBStore:
         return self._schema_rows("CALL db.constraints() YIELD type, label, properties, status "
                           "RETURN type, label, properties, status")
 
+    def _create(self, cypher: str) -> None:
+        """A schema statement; another process (a web worker starting at the same time)
+        having run it first is fine."""
+        try:
+            self.write(cypher)
+        except GraphError as exc:
+            if not _ALREADY.search(str(exc)):
+                raise
+
     def ensure_schema(self, schema: Schema, timeout: float = 30.0) -> None:
         import redis
 
@@ -201,14 +211,14 @@ class FalkorDBStore:
                     for prop in row["properties"] for kind in row["types"].get(prop, [])}
         for prop in dict.fromkeys((*schema.indexed, *schema.unique)):
             if (schema.label, prop, "RANGE") not in existing:
-                self.write(f"CREATE INDEX FOR (n:{schema.label}) ON (n.{prop})")
+                self._create(f"CREATE INDEX FOR (n:{schema.label}) ON (n.{prop})")
         if schema.fulltext and not any((schema.label, prop, "FULLTEXT") in existing
                                        for prop in schema.fulltext):
             fields = ", ".join(
                 f"{{field: '{prop}', weight: {float(schema.weights.get(prop, 1.0))}}}"
                 for prop in schema.fulltext)
-            self.write(f"CALL db.idx.fulltext.createNodeIndex("
-                       f"{{label: '{schema.label}', language: 'english'}}, {fields})")
+            self._create(f"CALL db.idx.fulltext.createNodeIndex("
+                         f"{{label: '{schema.label}', language: 'english'}}, {fields})")
         constrained = {(row["label"], tuple(row["properties"])) for row in self._constraints()
                        if row["type"] == "UNIQUE"}
         for prop in schema.unique:
@@ -218,6 +228,8 @@ class FalkorDBStore:
                         "GRAPH.CONSTRAINT", "CREATE", self.name, "UNIQUE", "NODE",
                         schema.label, "PROPERTIES", "1", prop)
                 except redis.ResponseError as exc:
+                    if _ALREADY.search(str(exc)):
+                        continue  # another process created it first
                     raise GraphError(f"cannot create the unique constraint on "
                                      f"{schema.label}.{prop}: {exc}") from exc
         deadline = time.monotonic() + timeout
