@@ -85,3 +85,12 @@ def test_search_follows_renames_edits_and_deletes(tree: KnowledgeTree) -> None:
     assert tree.search("omega").total == 1
     tree.delete(note.id, by=BY)
     assert tree.search("zebra").total == 0
+
+
+def test_short_common_words_are_searchable(tree: KnowledgeTree) -> None:
+    """Stop words are indexed: an article titled "IT" is found, and first."""
+    tree.create(ROOT_ID, "How it works", "article", by=BY, content="the basics")
+    exact = tree.create(ROOT_ID, "IT", "article", by=BY, content="department")
+    page = tree.search("it")
+    assert page.hits[0].item.id == exact.id and page.total == 2
+    assert [hit.item.name for hit in tree.search("the").hits] == ["How it works"]

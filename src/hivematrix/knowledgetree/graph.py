@@ -217,8 +217,11 @@ class FalkorDBStore:
             fields = ", ".join(
                 f"{{field: '{prop}', weight: {float(schema.weights.get(prop, 1.0))}}}"
                 for prop in schema.fulltext)
+            # No stop words: "IT" or "How to" are titles people search for (Neo4j's default
+            # full-text analyzer keeps stop words too).
             self._create(f"CALL db.idx.fulltext.createNodeIndex("
-                         f"{{label: '{schema.label}', language: 'english'}}, {fields})")
+                         f"{{label: '{schema.label}', language: 'english', stopwords: []}}, "
+                         f"{fields})")
         constrained = {(row["label"], tuple(row["properties"])) for row in self._constraints()
                        if row["type"] == "UNIQUE"}
         for prop in schema.unique:
