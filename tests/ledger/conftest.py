@@ -128,7 +128,14 @@ def ledger_app(service_settings: dict[str, Any], fake_core: FakeCore, ledger_db_
     app = create_app({**service_settings, "DATABASE_URL": ledger_db_url,
                       "SERVICE_SECRET": LEDGER_SECRET})
     yield app
+    join_jobs(app)
     app.extensions["hivematrix.db"].dispose()
+
+
+def join_jobs(app: Flask) -> None:
+    """Wait for the background jobs a test started (they write to the test's database)."""
+    for worker in app.extensions.get("ledger.job_threads", []):
+        worker.join()
 
 
 @pytest.fixture

@@ -10,10 +10,11 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from flask import Flask
 from flask.testing import FlaskClient
 
-from hivematrix.common.testing import TokenFactory
-from tests.ledger.conftest import GOLD_PLAN, Codex
+from hivematrix.common.testing import TokenFactory, free_port
+from tests.ledger.conftest import GOLD_PLAN, Codex, join_jobs
 
 Headers = Callable[..., dict[str, str]]
 MARCH = "year=2026&month=3"
@@ -304,6 +305,62 @@ def test_every_override_kind(client: FlaskClient, billing: dict[str, str],
         "enabled": False, "value": None}
 
 
+def test_accept_every_bill_in_the_background(client: FlaskClient, ledger_app: Flask,
+                                            billing: dict[str, str], codex: Codex) -> None:
+    setup_acme(client, billing, codex)
+    ok(client.post("/archive/snapshots", headers=billing,
+                   json={"account_number": "620548", "year": 2026, "month": 3}), 201)
+    codex.calls.clear()
+    job = ok(client.post("/archive/jobs", headers=billing, json={"year": 2026, "month": 3}),
+             202)
+    assert job["status"] == "queued" and job["triggered_by"] == "billing-user"
+    join_jobs(ledger_app)
+    assert codex.calls == [BULK]
+    done = ok(client.get(f"/archive/jobs/{job['id']}", headers=billing))
+    assert (done["status"], done["total"], done["processed"]) == ("finished", 3, 3)
+    assert (done["created"], done["skipped"], done["failed"]) == (1, 1, 1)
+    assert done["errors"] == [{"account_number": "620549", "error":
+                               "620549 2026-03: no plan 'Platinum' for term '1 Year'"}]
+    accepted = ok(client.get("/archive/snapshots?year=2026&month=3", headers=billing))
+    assert sorted(item["account_number"] for item in accepted["results"]) == ["620547",
+                                                                              "620548"]
+    # Running the period again changes nothing.
+    again = ok(client.post("/archive/jobs", headers=billing, json={"year": 2026, "month": 3}),
+               202)
+    join_jobs(ledger_app)
+    rerun = ok(client.get(f"/archive/api/scheduler/jobs/{again['id']}", headers=billing))
+    assert (rerun["created"], rerun["skipped"], rerun["failed"]) == (0, 2, 1)
+    assert ok(client.get("/archive/snapshots?year=2026&month=3", headers=billing))["total"] == 2
+    chosen = ok(client.post("/archive/jobs", headers=billing, json={
+        "year": 2026, "month": 4, "account_numbers": ["620547", "123456"]}), 202)
+    join_jobs(ledger_app)
+    picked = ok(client.get(f"/archive/jobs/{chosen['id']}", headers=billing))
+    assert (picked["total"], picked["created"], picked["failed"]) == (2, 1, 1)
+    assert picked["errors"] == [{"account_number": "123456",
+                                 "error": "no such company in Codex"}]
+    listed = ok(client.get("/archive/jobs", headers=billing))
+    assert [item["id"] for item in listed] == [chosen["id"], again["id"], job["id"]]
+    assert field_error(client.post("/archive/jobs", headers=billing, json={
+        "year": 2026, "month": 3, "account_numbers": "620547"}), 422) == {
+        "account_numbers": ["account_numbers: expected a list of account numbers"]}
+
+
+def test_codex_unreachable(client: FlaskClient, ledger_app: Flask, billing: dict[str, str],
+                           codex: Codex, hm_home: Any) -> None:
+    port = free_port()
+    (hm_home / "services.json").write_text(
+        f'{{"codex": {{"url": "http://127.0.0.1:{port}", "port": {port}}}}}')
+    response = client.get(f"/api/billing/calculate/620547?{MARCH}", headers=billing)
+    assert response.status_code == 502
+    assert response.get_json()["detail"].startswith("Codex could not be reached")
+    job = ok(client.post("/archive/jobs", headers=billing, json={"year": 2026, "month": 3}),
+             202)
+    join_jobs(ledger_app)
+    failed = ok(client.get(f"/archive/jobs/{job['id']}", headers=billing))
+    assert failed["status"] == "failed" and "Codex could not be reached" in (
+        failed["errors"][0]["error"])
+
+
 def test_bad_query_parameters(client: FlaskClient, billing: dict[str, str],
                               codex: Codex) -> None:
     assert field_error(client.get("/api/billing/dashboard?year=abc", headers=billing),
@@ -331,10 +388,11 @@ READS = [
     ("GET", "/archive/snapshots/{snapshot}"), ("GET", "/archive/snapshots/{snapshot}/csv"),
     ("GET", "/archive/api/snapshot/620548-202603"),
     ("GET", "/archive/api/snapshot/620548-202603/csv"),
+    ("GET", "/archive/jobs"), ("GET", "/archive/api/scheduler/jobs"),
 ]
 #: Reads services may make (the ZIP and the plan export are for people).
 SERVICE_READS = [route for route in READS if "bulk-invoices" not in route[1]
-                 and "export" not in route[1]]
+                 and "export" not in route[1] and "jobs" not in route[1]]
 WRITES = [
     ("POST", "/api/plans", {**GOLD_PLAN, "plan_name": "Bronze"}, 201),
     ("PUT", "/api/plans/{plan}", {"per_vm": "1.00"}, 200),
@@ -345,6 +403,7 @@ WRITES = [
     ("POST", "/archive/snapshots", {"account_number": "620547", "year": 2026, "month": 3}, 201),
     ("POST", "/archive/snapshots/{snapshot}/void", {"reason": "test"}, 200),
     ("POST", "/archive/snapshots/{snapshot}/reissue", {"reason": "test"}, 201),
+    ("POST", "/archive/jobs", {"year": 2026, "month": 2}, 202),
     ("DELETE", "/api/overrides/620547/manual-users/{manual}", None, 204),
     ("DELETE", "/api/overrides/620547/client", None, 204),
     ("DELETE", "/api/plans/{plan}", None, 204),

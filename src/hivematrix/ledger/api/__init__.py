@@ -16,6 +16,7 @@ from apiflask import APIBlueprint
 from flask import g, request
 from werkzeug.wrappers import Response
 
+from hivematrix.common.db import get_session
 from hivematrix.common.errors import problem
 from hivematrix.common.service_client import call_service
 from hivematrix.ledger.billing import period_of
@@ -41,8 +42,6 @@ def refusals(view: Callable[P, R]) -> Callable[P, R | Response]:
         try:
             return view(*args, **kwargs)
         except LedgerError as exc:
-            from hivematrix.common.db import get_session
-
             get_session().rollback()
             extra: dict[str, Any] = {}
             if exc.field:

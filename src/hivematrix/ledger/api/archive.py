@@ -3,15 +3,16 @@ re-issue. The read routes also answer on upstream's `/archive/api/...` paths."""
 
 from __future__ import annotations
 
+import threading
 from datetime import date
 from typing import Any
 
 from apiflask import APIBlueprint
-from flask import Response, current_app, request
+from flask import Flask, Response, current_app, request
 
 from hivematrix.common.auth import permission_required, service_allowed
-from hivematrix.common.db import get_session
-from hivematrix.ledger import archive, billing, fields
+from hivematrix.common.db import get_db, get_session
+from hivematrix.ledger import archive, billing, fields, jobs
 from hivematrix.ledger.api import (
     READER_SERVICES,
     READERS,
@@ -186,3 +187,61 @@ def reissue(snapshot_id: int) -> Any:
                           terms_days=_terms())
     session.commit()
     return archive.detail(new), 201
+
+
+# --- background jobs: accept many bills ----------------------------------------------------
+
+def _run_job(app: Flask, job_id: int, account_numbers: list[str] | None) -> None:
+    with app.app_context():
+        jobs.run(get_db(), job_id, fetch_codex, account_numbers=account_numbers,
+                 today=today(), terms_days=_terms())
+
+
+@bp.post("/archive/jobs")
+@bp.doc(summary="Accept every bill of a period in the background",
+        description="Body: `year`, `month`, optional `account_numbers` (default: every "
+                    "company). Answers 202 with the job; follow it at `/archive/jobs/<id>`. "
+                    "Companies already accepted are skipped; one that fails is recorded and "
+                    "the rest continue.")
+@permission_required(*WRITERS)
+@refusals
+def start_job() -> Any:
+    data = fields.body(json_body())
+    year = fields.integer(data, "year", minimum=1970, maximum=9999, required=True)
+    month = fields.integer(data, "month", minimum=1, maximum=12, required=True)
+    numbers = data.get("account_numbers")
+    if numbers is not None and (not isinstance(numbers, list) or not all(
+            isinstance(number, str) and number for number in numbers)):
+        raise LedgerError("account_numbers: expected a list of account numbers",
+                          field="account_numbers")
+    assert year is not None and month is not None
+    session = get_session()
+    job = jobs.create(session, Period(year, month), trigger="manual", triggered_by=actor(),
+                      account_numbers=numbers)
+    session.commit()
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    worker = threading.Thread(target=_run_job, args=(app, job.id, numbers),
+                              name=f"ledger-job-{job.id}", daemon=True)
+    app.extensions.setdefault("ledger.job_threads", []).append(worker)
+    worker.start()
+    return jobs.to_dict(job), 202
+
+
+@bp.get("/archive/jobs")
+@bp.get("/archive/api/scheduler/jobs")
+@bp.doc(summary="Recent snapshot jobs, newest first", description="`limit` (≤ 100), `offset`.")
+@permission_required(*READERS)
+@refusals
+def list_jobs() -> Any:
+    limit = query_int("limit", 1, 100) or 50
+    offset = query_int("offset", 0, 10**9) or 0
+    return [jobs.to_dict(job) for job in jobs.recent(get_session(), limit, offset)]
+
+
+@bp.get("/archive/jobs/<int:job_id>")
+@bp.get("/archive/api/scheduler/jobs/<int:job_id>")
+@bp.doc(summary="One snapshot job: progress, counts and errors")
+@permission_required(*READERS)
+@refusals
+def get_job(job_id: int) -> Any:
+    return jobs.to_dict(jobs.get(get_session(), job_id))
