@@ -30,6 +30,12 @@ SERVICE = ServiceSpec(
 def create_app(settings: Mapping[str, Any] | None = None) -> APIFlask:
     """Build the Ledger app; ``settings`` override files and environment (tests)."""
     from hivematrix.ledger.api import blueprints
+    from hivematrix.ledger.settings import DEFAULTS
 
-    return create_service_app(SERVICE.name, settings, title="HiveMatrix Ledger",
-                              blueprints=blueprints())
+    app = create_service_app(SERVICE.name, settings, title="HiveMatrix Ledger",
+                             blueprints=blueprints(), defaults=DEFAULTS)
+    if app.config["LEDGER_SCHEDULER"] and not app.testing:
+        from hivematrix.ledger.scheduler import Scheduler
+
+        app.extensions["ledger.scheduler"] = Scheduler(app).start()
+    return app

@@ -12,7 +12,7 @@ from flask import Flask, Response, current_app, request
 
 from hivematrix.common.auth import permission_required, service_allowed
 from hivematrix.common.db import get_db, get_session
-from hivematrix.ledger import archive, billing, fields, jobs
+from hivematrix.ledger import archive, billing, fields, jobs, scheduler
 from hivematrix.ledger.api import (
     READER_SERVICES,
     READERS,
@@ -245,3 +245,30 @@ def list_jobs() -> Any:
 @refusals
 def get_job(job_id: int) -> Any:
     return jobs.to_dict(jobs.get(get_session(), job_id))
+
+
+@bp.get("/archive/scheduler/config")
+@bp.get("/archive/api/scheduler/config")
+@bp.doc(summary="The snapshot schedule",
+        description="`enabled`, `day_of_month` (1-28), `hour` (UTC), `period` (previous or "
+                    "current month), `account_numbers` (null: every company), "
+                    "`last_run_period`.")
+@permission_required(*READERS)
+@refusals
+def get_schedule() -> Any:
+    session = get_session()
+    row = scheduler.config(session)
+    session.commit()
+    return scheduler.to_dict(row)
+
+
+@bp.put("/archive/scheduler/config")
+@bp.post("/archive/api/scheduler/config")
+@bp.doc(summary="Change the snapshot schedule", description="Fields left out keep their values.")
+@permission_required(*WRITERS)
+@refusals
+def put_schedule() -> Any:
+    session = get_session()
+    row = scheduler.update_config(session, json_body())
+    session.commit()
+    return scheduler.to_dict(row)
