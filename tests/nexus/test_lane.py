@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import logging
 import re
 import socket
 import threading
@@ -25,6 +26,7 @@ from werkzeug.http import parse_cookie
 from werkzeug.test import EnvironBuilder
 from werkzeug.wrappers import Response
 
+from hivematrix.common.logging import JSON_FORMATTER, RequestContextFilter, log_request
 from hivematrix.common.testing import serve_wsgi
 from hivematrix.nexus import create_app
 from hivematrix.nexus.lane import (
@@ -32,6 +34,7 @@ from hivematrix.nexus.lane import (
     FastLane,
     environ_headers,
     lane_of,
+    log_served,
     new_correlation_id,
     session_cookie,
     status_line,
@@ -345,3 +348,29 @@ def test_correlation_ids_are_uuid4_hex() -> None:
     for made in ids:
         parsed = uuid.UUID(hex=made)
         assert made == parsed.hex and parsed.version == 4 and parsed.variant == uuid.RFC_4122
+
+
+def test_the_lane_logs_the_request_line_the_kit_logs() -> None:
+    seen: list[dict[str, Any]] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(JSON_FORMATTER.payload(record))
+
+    handler = Collect()
+    handler.addFilter(RequestContextFilter("nexus"))
+    request_log = logging.getLogger("hivematrix.request")
+    request_log.addHandler(handler)
+    level = request_log.level
+    request_log.setLevel(logging.INFO)
+    try:
+        log_served("GET", "/echo/page", 200, 0.012345, "lane-test-0001", "user-1")
+        log_request("GET", "/echo/page", 200, 0.012345, correlation_id="lane-test-0001",
+                    user="user-1")
+    finally:
+        request_log.removeHandler(handler)
+        request_log.setLevel(level)
+    lane_line, kit_line = ([(key, value) for key, value in line.items()
+                            if key not in ("timestamp", "seq")] for line in seen)
+    assert lane_line == kit_line
+    assert dict(lane_line)["duration_ms"] == 12.35 and dict(lane_line)["service"] == "nexus"

@@ -13,6 +13,7 @@ over, marked, so the app answers the error without trying the backend again.
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 import time
@@ -27,7 +28,8 @@ from werkzeug.http import HTTP_STATUS_CODES, parse_cookie
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from hivematrix.common.auth import InvalidToken
-from hivematrix.common.logging import CORRELATION_HEADER, log_request, valid_correlation_id
+from hivematrix.common.logging import CORRELATION_HEADER, valid_correlation_id
+from hivematrix.common.logging import log as REQUEST_LOG
 from hivematrix.common.security import apply_security_headers
 from hivematrix.nexus import display, proxy, signin
 from hivematrix.nexus.compose import is_composable
@@ -206,8 +208,8 @@ class FastLane:
             apply_security_headers(response.headers, secure=secure, authorized=authorized)
         seconds = time.perf_counter() - started
         self.observe(method, status, seconds)
-        log_request(method, str(environ.get("PATH_INFO", "")), status, seconds,
-                    correlation_id=correlation_id, user=str(claims.get("sub")))
+        log_served(method, str(environ.get("PATH_INFO", "")), status, seconds, correlation_id,
+                   str(claims.get("sub")))
         if answer is None:
             return response(environ, start_response)
         start_response(status_line(status), sent)
@@ -342,6 +344,19 @@ def status_line(code: int) -> str:
     """The status line Werkzeug writes for a code."""
     phrase = HTTP_STATUS_CODES.get(code)
     return f"{code} {phrase.upper()}" if phrase else f"{code} UNKNOWN"
+
+
+def log_served(method: str, path: str, status: int, seconds: float, correlation_id: str,
+               user: str) -> None:
+    """The kit's request line, with the fields ``log_request`` gives it, handed to the request
+    logger's handlers directly: without the stack walk ``Logger.info`` makes to name its
+    caller (this function is named instead), which is a sixth of the line's cost."""
+    if REQUEST_LOG.isEnabledFor(logging.INFO):
+        REQUEST_LOG.handle(REQUEST_LOG.makeRecord(
+            REQUEST_LOG.name, logging.INFO, __file__, 0, "request", (), None, "log_served",
+            {"method": method, "path": path, "status": status,
+             "duration_ms": round(seconds * 1000, 2), "correlation_id": correlation_id,
+             "user": user}))
 
 
 #: One ``name=value`` pair of a Cookie header without quotes (see :func:`session_cookie`).
