@@ -9,6 +9,11 @@ no session or an unknown one, a session due for a write (idle expiry, renewal), 
 Core no longer knows (asked as the app asks, through the same cached checker), a denied
 service, a request body, a display link. A backend that fails is also handed
 over, marked, so the app answers the error without trying the backend again.
+
+Pages and small answers (read whole anyway) skip Werkzeug's response objects too: the lane
+keeps their headers as a list and changes them as ``Headers.set`` would (:class:`Answer`),
+and the tests hold every kind of answer to what the app sends. Streams, redirects, ``HEAD``
+and bodiless statuses still go through :func:`relay`'s response object.
 """
 
 from __future__ import annotations

@@ -7,8 +7,9 @@ block with the email package, which cost the lane more CPU than anything else it
 
 llhttp is stricter than http.client, on purpose: an answer with a folded header line
 (obs-fold), a bare LF for CRLF, a control character in a value, two Content-Length headers
-or Content-Length beside chunked is refused (502), as RFC 9112 lets a gateway do; the limits
-on header blocks are http.client's (100 fields, 64 KiB a line).
+or Content-Length beside chunked counts as no answer (the app then says 502), as RFC 9112
+lets a gateway do; urllib3, on the app's own path, still reads such answers. The limits on a
+header block are http.client's (100 fields, 64 KiB a line) on both paths.
 """
 
 from __future__ import annotations
@@ -193,7 +194,7 @@ class Connection:
         self.body.clear()
         missing = length - sum(map(len, chunks))
         while missing > 0:
-            chunk = self.sock.recv(missing)
+            chunk = self.sock.recv(min(missing, 1 << 20))  # (what is asked for is allocated)
             if not chunk:
                 raise UpstreamBroken(f"{missing} of {length} bytes missing")
             chunks.append(chunk)
