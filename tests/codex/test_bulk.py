@@ -139,3 +139,18 @@ def test_active_feed_endpoint(codex_app: Flask, codex_client: FlaskClient,
     assert codex_client.get("/api/tickets/active",
                             headers=as_service("ledger")).status_code == 403
 
+
+
+def test_bulk_narrowed_to_some_companies(codex_app: Flask, codex_client: FlaskClient,
+                                         as_user: Callable[..., dict[str, str]],
+                                         as_service: Callable[[str], dict[str, str]]) -> None:
+    seed(codex_app.extensions["hivematrix.db"])
+    one = codex_client.get("/api/companies/bulk?account_number=620547&include_tickets=true",
+                           headers=as_service("ledger")).get_json()
+    assert [item["company"]["account_number"] for item in one] == ["620547"]
+    both = codex_client.get("/api/companies/bulk?account_number=620547,100",
+                            headers=as_service("ledger")).get_json()
+    assert sorted(item["company"]["account_number"] for item in both) == ["100", "620547"]
+    client = as_user("client", account_number="620547")
+    assert codex_client.get("/api/companies/bulk?account_number=100",
+                            headers=client).get_json() == []

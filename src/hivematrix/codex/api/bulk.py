@@ -27,7 +27,8 @@ def _json(data: Any) -> Response:
         description="Each item has `company`, `assets` (not retired, with `billing_type` and "
                     "integer `backup_bytes`), `contacts` (with `active`), `locations`, and "
                     "with `include_tickets=true` the `tickets` (with `time_entries`) created "
-                    "in `year`. Archived companies are left out. Staff and the Ledger, "
+                    "in `year`; `account_number` (repeatable or comma-separated) narrows "
+                    "it to those companies. Archived companies are left out. Staff and the Ledger, "
                     "Brainhair and Helm services.")
 @token_required
 @service_allowed("ledger", "brainhair", "helm")
@@ -36,8 +37,12 @@ def companies_bulk() -> Any:
     args = query_args()
     include = boolean("include_tickets", args.get("include_tickets", "false"))
     year = integer("year", args["year"], minimum=1970, maximum=9999) if "year" in args else None
+    asked = [part.strip() for value in request.args.getlist("account_number")
+             for part in value.split(",") if part.strip()]
     account = access.client_account()
-    numbers = [account] if account is not None else None
+    numbers: list[str] | None = asked or None
+    if account is not None:  # a client user: their own company, whatever was asked
+        numbers = [account] if not asked or account in asked else []
     return Response(bulk.companies_bulk_json(get_session(), include_tickets=include, year=year,
                                              account_numbers=numbers),
                     mimetype="application/json")
