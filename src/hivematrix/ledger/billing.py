@@ -11,6 +11,7 @@ import zipfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import date, timedelta
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 from sqlalchemy.orm import Session
@@ -27,14 +28,17 @@ Fetch = Callable[[str], httpx.Response]
 EXPIRING_DAYS = 30
 
 
-def bulk_path(year: int) -> str:
-    return f"/api/companies/bulk?include_tickets=true&year={year}"
+def bulk_path(year: int, account_number: str | None = None) -> str:
+    path = f"/api/companies/bulk?include_tickets=true&year={year}"
+    return f"{path}&account_number={quote(account_number)}" if account_number else path
 
 
-def fetch_companies(fetch: Fetch, year: int) -> list[Mapping[str, Any]]:
-    """Every company with its assets, contacts and ``year``'s tickets: one Codex call."""
+def fetch_companies(fetch: Fetch, year: int,
+                    account_number: str | None = None) -> list[Mapping[str, Any]]:
+    """Every company (or just one) with its assets, contacts and ``year``'s tickets: one
+    Codex call."""
     try:
-        response = fetch(bulk_path(year))
+        response = fetch(bulk_path(year, account_number))
     except Exception as exc:  # the kit's ServiceCallError, httpx errors: Codex is not there
         raise LedgerError(f"Codex could not be reached: {exc}", status=502) from None
     if response.status_code != 200:

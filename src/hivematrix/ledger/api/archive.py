@@ -48,7 +48,7 @@ def _query_date(name: str) -> date | None:
 
 def _fresh_receipt(account_number: str, period: Period) -> Any:
     """The bill as it is now: one Codex bulk call, calculated once."""
-    items = billing.fetch_companies(fetch_codex, period.year)
+    items = billing.fetch_companies(fetch_codex, period.year, account_number)
     return billing.one_receipt(get_session(), items, account_number, period, today=today())
 
 

@@ -31,7 +31,7 @@ def _terms() -> int:
 
 def _receipt(account_number: str) -> Any:
     period = query_period()
-    items = billing.fetch_companies(fetch_codex, period.year)
+    items = billing.fetch_companies(fetch_codex, period.year, account_number)
     return billing.one_receipt(get_session(), items, account_number, period, today=today())
 
 
