@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 import socket
 import ssl
+import struct
 import threading
 import zlib
 from collections import deque
@@ -145,6 +146,14 @@ class Connection:
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
+        #: The socket blocks, its timeouts kept by the kernel (``SO_RCVTIMEO``/``SO_SNDTIMEO``):
+        #: with Python's own timeouts each send and receive is a poll() and then the call, two
+        #: releases of the GIL instead of one, each a thread switch or two under load. (TLS
+        #: sockets keep Python's timeouts.)
+        self.kernel_timeouts = not isinstance(sock, ssl.SSLSocket)
+        if self.kernel_timeouts:
+            sock.settimeout(None)
+        self.timeout: float | None = -1.0  # (none set yet)
         self.parser = httptools.HttpResponseParser(self)
         self.status = 0
         self.headers: list[tuple[str, str]] = []
@@ -154,13 +163,30 @@ class Connection:
     def close(self) -> None:
         self.sock.close()
 
+    def set_timeout(self, seconds: float | None) -> None:
+        """How long a send or a receive may wait (``None``: for ever)."""
+        if seconds == self.timeout:
+            return
+        if self.kernel_timeouts:
+            # A struct timeval; zero means no limit, so a limit of zero is a microsecond.
+            micros = 0 if seconds is None else max(1, round(seconds * 1_000_000))
+            value = struct.pack("ll", micros // 1_000_000, micros % 1_000_000)
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, value)
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, value)
+        else:
+            self.sock.settimeout(seconds)
+        self.timeout = seconds
+
     def send(self, request: bytes) -> None:
         """Send a request and read its answer's head."""
         self.parser = httptools.HttpResponseParser(self)
         self.status, self.headers = 0, []
         self.head_done = self.done = self.reusable = False
         self.body.clear()
-        self.sock.sendall(request)
+        try:
+            self.sock.sendall(request)
+        except BlockingIOError as exc:  # a kernel timeout
+            raise TimeoutError("the backend took no request in time") from exc
         received = 0
         while not self.head_done:
             count = self.receive(HEAD_RECEIVE)
@@ -174,7 +200,10 @@ class Connection:
     def receive(self, size: int = RECEIVE) -> int:
         """Parse what the socket has (up to ``size`` bytes): how many; 0 once it is closed."""
         view = _buffer()[:size]
-        count = self.sock.recv_into(view)
+        try:
+            count = self.sock.recv_into(view)
+        except BlockingIOError as exc:  # a kernel timeout
+            raise TimeoutError("the backend did not answer in time") from exc
         if count:
             try:
                 self.parser.feed_data(view[:count])
@@ -194,7 +223,10 @@ class Connection:
         self.body.clear()
         missing = length - sum(map(len, chunks))
         while missing > 0:
-            chunk = self.sock.recv(min(missing, 1 << 20))  # (what is asked for is allocated)
+            try:
+                chunk = self.sock.recv(min(missing, 1 << 20))  # (what is asked is allocated)
+            except BlockingIOError as exc:  # a kernel timeout
+                raise TimeoutError("the backend stopped sending") from exc
             if not chunk:
                 raise UpstreamBroken(f"{missing} of {length} bytes missing")
             chunks.append(chunk)
@@ -281,7 +313,7 @@ class Backend:
             try:
                 if connection is None:
                     connection = Connection(self._connect())
-                connection.sock.settimeout(read_timeout)
+                connection.set_timeout(read_timeout)
                 connection.send(request)
                 return LaneUpstream(self, connection)
             except TimeoutError as exc:
