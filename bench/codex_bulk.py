@@ -103,22 +103,23 @@ def seed(libpq_url: str) -> None:
                 "[]", stamp, stamp) for i in range(1, AGENTS + 1)))
         active = set(rng.sample(range(1, TICKETS + 1), ACTIVE))
 
-        def tickets() -> Iterator[tuple[Any, ...]]:
-            for i in range(1, TICKETS + 1):
-                created = NOW - timedelta(minutes=rng.randrange(0, 3 * 365 * 24 * 60))
-                updated = created + timedelta(minutes=rng.randrange(0, 3 * 24 * 60))
-                priority, rank = rng.choice(PRIORITIES)
-                status = rng.choice(ACTIVE_STATUSES) if i in active else "closed"
-                if i in active:
-                    created = NOW - timedelta(minutes=rng.randrange(0, 20 * 24 * 60))
-                    updated = NOW - timedelta(minutes=rng.randrange(0, 5 * 24 * 60))
-                yield (i, "freshservice", str(10_000_000 + i), str(i), (i % COMPANIES) + 1,
-                       f"Ticket {i} subject", "", "description", status, "", priority, rank,
-                       "Incident", None, f"Requester {i % 977}", "", str(rng.randrange(1, 30)),
-                       rng.choice(["1", "2"]), created, min(updated, NOW),
-                       None if i in active else updated,
-                       created + timedelta(hours=rng.choice([2, 8, 24])), None,
-                       None, None, "1.25", NOW)
+        ticket_rows = []
+        for i in range(1, TICKETS + 1):
+            created = NOW - timedelta(minutes=rng.randrange(0, 3 * 365 * 24 * 60))
+            updated = created + timedelta(minutes=rng.randrange(0, 3 * 24 * 60))
+            priority, rank = rng.choice(PRIORITIES)
+            status = rng.choice(ACTIVE_STATUSES) if i in active else "closed"
+            if i in active:
+                created = NOW - timedelta(minutes=rng.randrange(0, 20 * 24 * 60))
+                updated = NOW - timedelta(minutes=rng.randrange(0, 5 * 24 * 60))
+            updated = min(updated, NOW)
+            ticket_rows.append((
+                i, "freshservice", str(10_000_000 + i), str(i), (i % COMPANIES) + 1,
+                f"Ticket {i} subject", "", "description", status, "", priority, rank,
+                "Incident", None, f"Requester {i % 977}", "", str(rng.randrange(1, 30)),
+                rng.choice(["1", "2"]), created, updated, None if i in active else updated,
+                created + timedelta(hours=rng.choice([2, 8, 24])), None, None, None, "1.25",
+                NOW))
 
         _copy(cursor, "codex_tickets",
               ["id", "source", "external_id", "number", "company_id", "subject",
@@ -126,11 +127,13 @@ def seed(libpq_url: str) -> None:
                "priority_raw", "ticket_type", "requester_external_id", "requester_name",
                "requester_email", "responder_external_id", "group_id", "created_at",
                "updated_at", "closed_at", "fr_due_by", "due_by", "first_responded_at",
-               "agent_responded_at", "total_hours", "synced_at"], tickets())
+               "agent_responded_at", "total_hours", "synced_at"], iter(ticket_rows))
+        # One entry per ticket, logged when the ticket was last worked on.
         _copy(cursor, "codex_time_entries",
               ["id", "ticket_id", "external_id", "agent_external_id", "hours", "billable",
                "note", "executed_at"],
-              ((i, i, f"te{i}", "1", "1.25", True, "", NOW) for i in range(1, TICKETS + 1)))
+              ((row[0], row[0], f"te{row[0]}", "1", "1.25", True, "", row[19])
+               for row in ticket_rows))
         for table in ("codex_companies", "codex_contacts", "codex_assets", "codex_psa_agents",
                       "codex_tickets", "codex_time_entries"):
             cursor.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
