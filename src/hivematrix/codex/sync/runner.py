@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 
 from hivematrix.codex.billing_types import BillingTypeMap
 from hivematrix.codex.connectors.base import PSAConnector, RMMConnector
-from hivematrix.codex.models import SyncJob
+from hivematrix.codex.models import RMMSite, SyncJob
 from hivematrix.codex.sync import store
 from hivematrix.codex.sync.records import RecordFailure, SyncCounts
 from hivematrix.common.db import Database, utcnow
@@ -281,8 +281,6 @@ def sync_rmm(database: Database, connector: RMMConnector, run: Run,
 
     def gone_sites(session: Session) -> int:
         # A site deleted in the RMM takes its devices with it: retire them (never delete).
-        from hivematrix.codex.models import RMMSite
-
         retired = 0
         for row in session.scalars(select(RMMSite).where(RMMSite.source == connector.source)):
             if row.external_id not in seen_sites:
@@ -297,8 +295,6 @@ def sync_rmm(database: Database, connector: RMMConnector, run: Run,
             continue
 
         def device(session: Session, record: Any, site_id: int = site_id) -> str:
-            from hivematrix.codex.models import RMMSite
-
             row = session.get(RMMSite, site_id)
             assert row is not None
             return store.apply_device(session, row, record, billing)
@@ -310,8 +306,6 @@ def sync_rmm(database: Database, connector: RMMConnector, run: Run,
             continue
 
         def retire(session: Session, site_id: int = site_id, seen: set[str] = seen) -> int:
-            from hivematrix.codex.models import RMMSite
-
             row = session.get(RMMSite, site_id)
             assert row is not None
             return store.retire_devices(session, row, seen)
