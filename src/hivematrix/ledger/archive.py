@@ -12,7 +12,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
@@ -145,12 +145,18 @@ def reissue(session: Session, snapshot: BillingSnapshot, receipt: Receipt, *, re
 def search(session: Session, *, account_number: str | None = None, year: int | None = None,
            month: int | None = None, invoice_number: str | None = None,
            date_from: date | None = None, date_to: date | None = None,
+           company: str | None = None,
            limit: int = 100, offset: int = 0) -> tuple[int, list[BillingSnapshot]]:
     """Snapshots matching every given filter (accepted between ``date_from`` and ``date_to``,
-    both inclusive), newest period first; returns (total, page)."""
+    both inclusive; ``company``: the account number, or part of the company's name in any
+    case), newest period first; returns (total, page)."""
     query: Select[Any] = select(BillingSnapshot)
     if account_number:
         query = query.where(BillingSnapshot.account_number == account_number)
+    if company:
+        query = query.where(or_(
+            BillingSnapshot.account_number == company,
+            func.lower(BillingSnapshot.company_name).contains(company.lower(), autoescape=True)))
     if year is not None:
         query = query.where(BillingSnapshot.year == year)
     if month is not None:

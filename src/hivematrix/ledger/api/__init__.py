@@ -92,9 +92,11 @@ def json_body() -> Any:
 
 
 def blueprints() -> list[APIBlueprint]:
+    """The JSON API's blueprints, then the web pages'."""
     from hivematrix.ledger.api.archive import bp as archive
     from hivematrix.ledger.api.billing import bp as billing
     from hivematrix.ledger.api.overrides import bp as overrides
     from hivematrix.ledger.api.plans import bp as plans
+    from hivematrix.ledger.pages import bp as pages
 
-    return [billing, plans, overrides, archive]
+    return [billing, plans, overrides, archive, pages]
