@@ -28,7 +28,9 @@ SERVICE = ServiceSpec(
     title="KnowledgeTree",
     description="Knowledge base: folders and articles, ranked search, context for the assistant",
     migrations=None,
-    depends_on=("core", "falkordb", "codex"),
+    # Not "falkordb" (yet): Helm counts every installed service's depends_on, enabled or not,
+    # so listing it would run the embedded FalkorDB in every home; databases.graph turns it on.
+    depends_on=("core", "codex"),
 )
 
 

@@ -64,15 +64,20 @@ def tree() -> KnowledgeTree:
     return found
 
 
-def _location(field: str) -> str:
+def _where(field: str) -> tuple[str, str]:
+    """Where the refused input came from, and its name there (the model says ``id`` for the
+    item it was asked about: the route's ``item_id``)."""
+    view_args = request.view_args or {}
+    if field == "id" and "item_id" in view_args:
+        return "path", "item_id"
     base = field.split("[", 1)[0].split(".", 1)[0]
-    if request.view_args and base in request.view_args:
-        return "path"
+    if base in view_args:
+        return "path", field
     if base in request.args:
-        return "query"
-    if request.files or request.form:
-        return "form"
-    return "json"
+        return "query", field
+    if request.files or request.form or (request.mimetype or "").startswith("multipart/"):
+        return "form", field
+    return "json", field
 
 
 def refusals(view: Callable[P, R]) -> Callable[P, R | Response]:
@@ -86,7 +91,8 @@ def refusals(view: Callable[P, R]) -> Callable[P, R | Response]:
         except KnowledgeError as exc:
             extra: dict[str, Any] = {}
             if exc.field:
-                extra["errors"] = {_location(exc.field): {exc.field: [str(exc)]}}
+                location, name = _where(exc.field)
+                extra["errors"] = {location: {name: [str(exc)]}}
             if isinstance(exc, NameTaken) and exc.existing_id:
                 extra["existing_id"] = exc.existing_id
             return problem(exc.status, str(exc), title=TITLES.get(exc.status, "Refused"),

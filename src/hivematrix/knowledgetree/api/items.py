@@ -24,7 +24,7 @@ from hivematrix.knowledgetree.api import (
     tree,
 )
 from hivematrix.knowledgetree.api.schemas import ItemIn, ItemPatch, MoveIn
-from hivematrix.knowledgetree.items import FolderNode, KnowledgeTree
+from hivematrix.knowledgetree.items import FolderNode, KnowledgeTree, NameTaken
 
 bp = APIBlueprint("knowledgetree_items", __name__, tag="Items")
 
@@ -133,7 +133,11 @@ def breadcrumbs(item_id: str) -> Any:
 @bp.input(MoveIn, location="json", arg_name="data")
 @refusals
 def move_item(item_id: str, data: dict[str, Any]) -> Any:
-    return item_dict(tree().move(item_id, data["new_parent_id"], by=actor()))
+    try:
+        return item_dict(tree().move(item_id, data["new_parent_id"], by=actor()))
+    except NameTaken as exc:
+        exc.field = "new_parent_id"  # the item's name is taken there: the target is at fault
+        raise
 
 
 @bp.get("/api/items/<item_id>/revisions")
