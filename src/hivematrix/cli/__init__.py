@@ -508,3 +508,7 @@ _register_install(main)
 from hivematrix.cli.codex_commands import register as _register_codex  # noqa: E402
 
 _register_codex(main)
+
+from hivematrix.cli.knowledgetree_commands import register as _register_knowledgetree  # noqa: E402
+
+_register_knowledgetree(main)

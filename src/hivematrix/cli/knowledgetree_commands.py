@@ -1,0 +1,71 @@
+"""``hivematrix knowledgetree sync``: write what Codex knows into KnowledgeTree from a shell.
+
+It opens the graph from KnowledgeTree's settings (as the service does) and calls Codex as the
+``knowledgetree`` service. It holds the same lease as the scheduled job, so a shell run and a
+scheduled one never write at the same time.
+"""
+
+from __future__ import annotations
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+console = Console(stderr=True)
+
+
+def register(main: click.Group) -> None:
+    @main.group("knowledgetree")
+    def knowledgetree_group() -> None:
+        """KnowledgeTree: the knowledge base."""
+
+    @knowledgetree_group.command("sync")
+    @click.option("--companies", "only_companies", is_flag=True,
+                  help="Only company folders, overviews, contacts and assets.")
+    @click.option("--tickets", "only_tickets", is_flag=True,
+                  help="Only ticket articles.")
+    def sync_command(only_companies: bool, only_tickets: bool) -> None:
+        """Sync Codex's companies, contacts, assets and tickets into /Companies."""
+        from hivematrix.common.config import load_settings
+        from hivematrix.knowledgetree import scheduler, sync
+        from hivematrix.knowledgetree.graph import GraphError
+        from hivematrix.knowledgetree.items import KnowledgeError
+
+        both = not only_companies and not only_tickets
+        settings = load_settings("knowledgetree",
+                                 defaults={**sync.DEFAULTS, **scheduler.DEFAULTS})
+        try:
+            tree = sync.open_tree(settings)
+        except (GraphError, KnowledgeError, OSError) as exc:
+            raise click.ClickException(f"KnowledgeTree's graph cannot be opened: {exc}") from exc
+        try:
+            with Progress(TextColumn("[bold]{task.description}"), BarColumn(),
+                          TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
+                          console=console, transient=True) as progress:
+                task = progress.add_task("Codex sync", total=None)
+
+                def report(done: int, total: int, current: str) -> None:
+                    progress.update(task, completed=done, total=total,
+                                    description=f"Codex sync: {current}" if current
+                                    else "Codex sync")
+
+                result = scheduler.run_locked(
+                    tree, sync.reader_from_settings(settings), scheduler.who_am_i("cli"),
+                    companies=both or only_companies, tickets=both or only_tickets,
+                    lease_seconds=float(settings.get("KT_SYNC_LEASE_SECONDS") or 600),
+                    progress=report)
+        except sync.CodexError as exc:
+            raise click.ClickException(f"Codex could not be read: {exc}") from exc
+        except (GraphError, KnowledgeError) as exc:
+            raise click.ClickException(f"the sync stopped: {exc}") from exc
+        finally:
+            tree.store.close()
+        if result is None:
+            raise click.ClickException("another sync is running; try again when it is done")
+        counts = ", ".join(f"{value} {name}" for name, value in result.counts().items())
+        style = "red" if result.errors else "green"
+        console.print(f"[{style}]KnowledgeTree sync done:[/] {counts}")
+        for message in result.messages:
+            console.print(f"  {message}", style="red", markup=False, highlight=False)
+        if result.errors:
+            raise SystemExit(2)
