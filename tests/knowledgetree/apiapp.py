@@ -1,5 +1,5 @@
 """The KnowledgeTree app over the real FalkorDB of ``conftest`` (a fresh graph per test), and
-small helpers for its API tests. Test modules import the fixtures they use from here."""
+small helpers for its API tests. Test modules import the fixtures (``*_fixture``) from here."""
 
 from __future__ import annotations
 
@@ -23,8 +23,8 @@ ACME = "620547"
 BETA = "620548"
 
 
-@pytest.fixture
-def kt_app(falkordb_server: FalkorDBServer, service_settings: dict[str, Any],
+@pytest.fixture(name="kt_app")
+def kt_app_fixture(falkordb_server: FalkorDBServer, service_settings: dict[str, Any],
            tmp_path: Path) -> Iterator[Flask]:
     graph = f"kt-api-{uuid.uuid4().hex}"
     app = create_app({**service_settings,
@@ -37,13 +37,13 @@ def kt_app(falkordb_server: FalkorDBServer, service_settings: dict[str, Any],
     holder.close()
 
 
-@pytest.fixture
-def client(kt_app: Flask) -> FlaskClient:
+@pytest.fixture(name="client")
+def client_fixture(kt_app: Flask) -> FlaskClient:
     return kt_app.test_client()
 
 
-@pytest.fixture
-def kt(kt_app: Flask) -> KnowledgeTree:
+@pytest.fixture(name="kt")
+def kt_fixture(kt_app: Flask) -> KnowledgeTree:
     """The same tree the app uses, for seeding what the API may not write (synced items)."""
     tree: KnowledgeTree = kt_app.extensions["knowledgetree"].tree()
     return tree

@@ -10,14 +10,14 @@ from typing import Any
 from flask.testing import FlaskClient
 
 from hivematrix.knowledgetree.items import ROOT_ID, KnowledgeTree
-from tests.knowledgetree.apiapp import (  # noqa: F401 - fixtures
+from tests.knowledgetree.apiapp import (  # noqa: F401 - the fixtures
     ACME,
     Headers,
-    client,
+    client_fixture,
     company_tree,
     create,
-    kt,
-    kt_app,
+    kt_app_fixture,
+    kt_fixture,
     ok,
     refused,
     with_csrf,
