@@ -124,15 +124,23 @@ def graph_target(config: Mapping[str, Any]) -> GraphTarget:
 
 
 def open_store(target: GraphTarget, timeout: float) -> GraphStore:
-    """Connect lazily: neither adapter talks to the server before its first statement."""
+    """The adapter for ``target`` (FalkorDB's client already asks the server something).
+
+    :raises GraphError: the server cannot be reached (or the driver is missing).
+    """
     if target.backend == "neo4j":
         from hivematrix.knowledgetree.graph import Neo4jStore
 
         return Neo4jStore(str(target.uri), user=target.user, password=target.password)
+    import redis
+
     from hivematrix.knowledgetree.graph import FalkorDBStore
 
-    return FalkorDBStore(host=target.host, port=target.port, password=target.password,
-                         graph=target.graph, timeout=timeout)
+    try:
+        return FalkorDBStore(host=target.host, port=target.port, password=target.password,
+                             graph=target.graph, timeout=timeout)
+    except redis.RedisError as exc:
+        raise GraphError(f"FalkorDB at {target.describe()} is unreachable: {exc}") from exc
 
 
 def files_dir(config: Mapping[str, Any]) -> Path:
@@ -151,7 +159,8 @@ def allowed_extensions(config: Mapping[str, Any]) -> frozenset[str]:
 
 class TreeHolder:
     """The process's :class:`KnowledgeTree`: the store is opened and the schema ensured on
-    first use (never at import or app creation), once even when threads race for it."""
+    first use (never at import or app creation), once even when threads race for it; after a
+    failure the next use tries again."""
 
     def __init__(self, config: Mapping[str, Any]) -> None:
         self.target = graph_target(config)
