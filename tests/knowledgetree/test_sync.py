@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -30,6 +31,7 @@ from hivematrix.common.testing import FakeCore
 from hivematrix.knowledgetree import scheduler, sync
 from hivematrix.knowledgetree.graph import FalkorDBStore
 from hivematrix.knowledgetree.items import ROOT_ID, Item, KnowledgeTree
+from hivematrix.knowledgetree.settings import parse_graph_url
 from tests.codex import seeding
 from tests.knowledgetree.conftest import FalkorDBServer
 from tests.ledger.conftest import Codex, codex  # noqa: F401 - the shared real-Codex fixture
@@ -475,8 +477,8 @@ def cli_env(falkordb_server: FalkorDBServer, fake_core: FakeCore, hm_home: Path,
             codex: Codex, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:  # noqa: F811
     fake_core.secrets["knowledgetree"] = SECRET
     graph = f"kt-cli-{threading.get_ident()}-{id(hm_home)}"
-    env = {"KNOWLEDGETREE_KT_GRAPH_PORT": str(falkordb_server.port),
-           "KNOWLEDGETREE_KT_GRAPH_NAME": graph, "KNOWLEDGETREE_CORE_SERVICE_URL": fake_core.url,
+    env = {"KNOWLEDGETREE_KT_GRAPH_URL": f"falkordb://127.0.0.1:{falkordb_server.port}/{graph}",
+           "KNOWLEDGETREE_CORE_SERVICE_URL": fake_core.url,
            "KNOWLEDGETREE_SERVICE_SECRET": SECRET, "HIVEMATRIX_HOME": str(hm_home)}
     for name, value in env.items():
         monkeypatch.setenv(name, value)
@@ -485,8 +487,8 @@ def cli_env(falkordb_server: FalkorDBServer, fake_core: FakeCore, hm_home: Path,
 
 
 def cli_tree(env: dict[str, str], tmp_path: Path) -> KnowledgeTree:
-    return KnowledgeTree(FalkorDBStore(port=int(env["KNOWLEDGETREE_KT_GRAPH_PORT"]),
-                                       graph=env["KNOWLEDGETREE_KT_GRAPH_NAME"]),
+    target = parse_graph_url(env["KNOWLEDGETREE_KT_GRAPH_URL"])
+    return KnowledgeTree(FalkorDBStore(port=target.port, graph=target.graph),
                          tmp_path / "files")
 
 
@@ -521,3 +523,33 @@ def test_cli_as_a_process(cli_env: dict[str, str], tmp_path: Path) -> None:
     assert finished.returncode == 0, finished.stderr
     tree = cli_tree(cli_env, tmp_path)
     assert {i.name for i in tree.children(acme(tree).id)} == {"Tickets"}
+
+
+def test_the_app_runs_the_scheduled_sync(falkordb_server: FalkorDBServer, fake_core: FakeCore,
+                                         service_settings: dict[str, Any],
+                                         codex: Codex, tmp_path: Path) -> None:  # noqa: F811
+    from hivematrix.knowledgetree import create_app
+
+    fake_core.secrets["knowledgetree"] = SECRET
+    graph = f"kt-app-{id(tmp_path)}"
+    url = f"falkordb://127.0.0.1:{falkordb_server.port}/{graph}"
+    app = create_app({**service_settings, "TESTING": False, "KT_GRAPH_URL": url,
+                      "SERVICE_SECRET": SECRET, "KT_SYNC_SCHEDULE_SECONDS": 3600.0,
+                      "KT_SCHEDULER_TICK_SECONDS": 0.1, "KT_FILES_DIR": str(tmp_path / "f")})
+    running = app.extensions["knowledgetree.scheduler"]
+    try:
+        tree = cli_tree({"KNOWLEDGETREE_KT_GRAPH_URL": url}, tmp_path)
+        deadline = time.monotonic() + 30
+        while scheduler.status(tree.store)["last_result"] is None:
+            assert time.monotonic() < deadline, "the scheduled sync did not run"
+            time.sleep(0.1)
+        assert scheduler.status(tree.store)["last_result"]["errors"] == 0
+        assert {i.name for i in tree.children(acme(tree).id)} == {
+            "Overview", "Contacts", "Assets", "Tickets"}
+    finally:
+        running.stop()
+        running.thread.join(30)
+        FalkorDBStore(port=falkordb_server.port, graph=graph).drop_all()
+    # Tests (TESTING on) never start one.
+    assert "knowledgetree.scheduler" not in create_app(
+        {**service_settings, "KT_GRAPH_URL": url}).extensions

@@ -26,17 +26,21 @@ def register(main: click.Group) -> None:
                   help="Only ticket articles.")
     def sync_command(only_companies: bool, only_tickets: bool) -> None:
         """Sync Codex's companies, contacts, assets and tickets into /Companies."""
-        from hivematrix.common.config import load_settings
+        from hivematrix.common.config import SettingsError, load_settings
         from hivematrix.knowledgetree import scheduler, sync
         from hivematrix.knowledgetree.graph import GraphError
         from hivematrix.knowledgetree.items import KnowledgeError
+        from hivematrix.knowledgetree.settings import DEFAULTS, TreeHolder
 
         both = not only_companies and not only_tickets
-        settings = load_settings("knowledgetree",
-                                 defaults={**sync.DEFAULTS, **scheduler.DEFAULTS})
         try:
-            tree = sync.open_tree(settings)
-        except (GraphError, KnowledgeError, OSError) as exc:
+            settings = load_settings("knowledgetree",
+                                     defaults={**DEFAULTS, **scheduler.DEFAULTS})
+            holder = TreeHolder(settings)
+            tree = holder.tree()
+        except SettingsError as exc:
+            raise click.ClickException(str(exc)) from exc
+        except (GraphError, OSError) as exc:
             raise click.ClickException(f"KnowledgeTree's graph cannot be opened: {exc}") from exc
         try:
             with Progress(TextColumn("[bold]{task.description}"), BarColumn(),
@@ -59,7 +63,7 @@ def register(main: click.Group) -> None:
         except (GraphError, KnowledgeError) as exc:
             raise click.ClickException(f"the sync stopped: {exc}") from exc
         finally:
-            tree.store.close()
+            holder.close()
         if result is None:
             raise click.ClickException("another sync is running; try again when it is done")
         counts = ", ".join(f"{value} {name}" for name, value in result.counts().items())

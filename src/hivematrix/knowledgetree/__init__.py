@@ -56,4 +56,7 @@ def create_app(settings: Mapping[str, Any] | None = None, *,
     holder = TreeHolder(app.config)
     app.extensions["knowledgetree"] = holder
     app.extensions["hivematrix.health"].add("graph", holder.health)
+    from hivematrix.knowledgetree.scheduler import start_for  # the scheduled Codex sync
+
+    start_for(app)
     return app

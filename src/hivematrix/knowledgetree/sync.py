@@ -36,12 +36,11 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import quote
 
 from hivematrix.common.service_client import ServiceCallError, ServiceClient
-from hivematrix.knowledgetree.graph import GraphError, GraphStore
+from hivematrix.knowledgetree.graph import GraphError
 from hivematrix.knowledgetree.items import (
     MAX_NAME,
     ROOT_ID,
@@ -147,44 +146,6 @@ def reader_from_settings(settings: Mapping[str, Any]) -> HttpCodexReader:
         services_file=str(settings["SERVICES_FILE"]),
         timeout=float(settings.get("HTTP_TIMEOUT") or 30.0))
     return HttpCodexReader(client)
-
-
-#: Where the graph is (the service's defaults should include these).
-DEFAULTS: dict[str, Any] = {
-    "KT_GRAPH_BACKEND": "falkordb",
-    "KT_GRAPH_HOST": "127.0.0.1",
-    "KT_GRAPH_PORT": 6380,
-    "KT_GRAPH_PASSWORD": "",
-    "KT_GRAPH_NAME": "knowledgetree",
-    "KT_NEO4J_URI": "",
-    "KT_NEO4J_USER": "",
-    "KT_NEO4J_PASSWORD": "",
-    "KT_FILES_DIR": "",
-}
-
-
-def open_tree(settings: Mapping[str, Any]) -> KnowledgeTree:
-    """The tree from the service's settings (``KT_GRAPH_*``, ``KT_FILES_DIR``), ready."""
-    from hivematrix.knowledgetree.graph import FalkorDBStore, Neo4jStore
-
-    backend = str(settings.get("KT_GRAPH_BACKEND") or "falkordb")
-    store: GraphStore
-    if backend == "neo4j":
-        store = Neo4jStore(str(settings["KT_NEO4J_URI"]),
-                           user=settings.get("KT_NEO4J_USER") or None,
-                           password=settings.get("KT_NEO4J_PASSWORD") or None)
-    elif backend == "falkordb":
-        store = FalkorDBStore(host=str(settings.get("KT_GRAPH_HOST") or "127.0.0.1"),
-                              port=int(settings.get("KT_GRAPH_PORT") or 6380),
-                              password=settings.get("KT_GRAPH_PASSWORD") or None,
-                              graph=str(settings.get("KT_GRAPH_NAME") or "knowledgetree"))
-    else:
-        raise KnowledgeError("must be falkordb or neo4j", "KT_GRAPH_BACKEND")
-    files = settings.get("KT_FILES_DIR") or (
-        Path(str(settings["HIVEMATRIX_HOME"])) / "knowledgetree" / "files")
-    tree = KnowledgeTree(store, Path(str(files)))
-    tree.ensure_ready()
-    return tree
 
 
 # -- markdown that cannot carry structure -------------------------------------------------
