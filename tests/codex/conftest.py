@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,17 +11,9 @@ from flask.testing import FlaskClient
 
 from hivematrix.codex import SERVICE, create_app
 from hivematrix.common.db import Database
-from hivematrix.common.testing import TokenFactory, migrated_database
+from hivematrix.common.testing import TokenFactory, database_url_fixture
 
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def codex_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """Every Codex storage test runs against SQLite and a real PostgreSQL."""
-    url = (f"sqlite:///{tmp_path}/codex.db" if request.param == "sqlite"
-           else request.getfixturevalue("pg_url"))
-    assert SERVICE.migrations
-    with migrated_database(SERVICE.migrations, url):
-        yield url
+codex_db_url = database_url_fixture("codex_db_url", SERVICE.migrations, "codex")
 
 
 @pytest.fixture

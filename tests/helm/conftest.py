@@ -18,19 +18,11 @@ from flask.testing import FlaskClient
 from hivematrix.cli import main
 from hivematrix.common.db import Database
 from hivematrix.common.logging import KitJsonFormatter, RequestContextFilter
-from hivematrix.common.testing import ServiceProcess, TokenFactory, free_port, migrated_database
+from hivematrix.common.testing import ServiceProcess, TokenFactory, database_url_fixture, free_port
 from hivematrix.helm import SERVICE, create_app
 from tests.nexus.conftest import Platform, create_users
 
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def helm_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """Every Helm storage test runs against SQLite and a real PostgreSQL."""
-    url = (f"sqlite:///{tmp_path}/helm.db" if request.param == "sqlite"
-           else request.getfixturevalue("pg_url"))
-    assert SERVICE.migrations
-    with migrated_database(SERVICE.migrations, url):
-        yield url
+helm_db_url = database_url_fixture("helm_db_url", SERVICE.migrations, "helm")
 
 
 @pytest.fixture

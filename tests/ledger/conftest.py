@@ -19,7 +19,7 @@ from hivematrix.codex import SERVICE as CODEX
 from hivematrix.codex import create_app as create_codex
 from hivematrix.codex.models import Asset, Contact, ContactRole, Ticket, TimeEntry
 from hivematrix.common.db import Database
-from hivematrix.common.testing import FakeCore, migrated_database, serve_wsgi
+from hivematrix.common.testing import FakeCore, database_url_fixture, migrated_database, serve_wsgi
 from hivematrix.ledger import SERVICE, create_app
 from tests.codex import seeding
 
@@ -27,14 +27,7 @@ LEDGER_SECRET = "ledger-test-secret"
 TB = 2**40
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def ledger_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """Every Ledger storage test runs against SQLite and a real PostgreSQL."""
-    url = (f"sqlite:///{tmp_path}/ledger.db" if request.param == "sqlite"
-           else request.getfixturevalue("pg_url"))
-    assert SERVICE.migrations
-    with migrated_database(SERVICE.migrations, url):
-        yield url
+ledger_db_url = database_url_fixture("ledger_db_url", SERVICE.migrations, "ledger")
 
 
 @pytest.fixture

@@ -5,17 +5,10 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from hivematrix.common.testing import migrated_database
+from hivematrix.common.testing import database_url_fixture
 from hivematrix.template import SERVICE, create_app
 
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[str]:
-    """Every template test runs against SQLite and a real PostgreSQL."""
-    url = (f"sqlite:///{tmp_path}/template.db" if request.param == "sqlite"
-           else request.getfixturevalue("pg_url"))
-    with migrated_database(SERVICE.migrations, url):
-        yield url
+database_url = database_url_fixture("database_url", SERVICE.migrations, "template")
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@
 - :class:`FakeIdentityProvider`: an OIDC provider's discovery and userinfo, for Core's tests;
 - ``service_settings`` / ``make_service_app``: apps wired to the above;
 - ``pg_url`` / ``redis_url``: real PostgreSQL (a fresh database per test session) and Redis;
+- :func:`database_url_fixture`: a service's migrated database on SQLite and PostgreSQL;
 - ``free_port``, :class:`ServiceProcess` (a service under gunicorn), ``browser`` (Chromium).
 
 When ``CI`` is set, a missing PostgreSQL, Redis or Chromium fails the test instead of skipping.
@@ -464,6 +465,30 @@ def migrated_database(package: str, url: str) -> Iterator[str]:
             config.attributes["connection"] = connection
             command.downgrade(config, "base")
         engine.dispose()
+
+
+def database_url_fixture(name: str, migrations: str | None, stem: str) -> Any:
+    """A fixture ``name``, parametrized ``sqlite`` / ``postgresql``: the URL of a database
+    migrated to head with ``migrations`` for one test, downgraded to empty after it.
+
+    Assign it in a conftest under the same name, e.g.
+    ``codex_db_url = database_url_fixture("codex_db_url", SERVICE.migrations, "codex")``.
+    SQLite lives in the test's ``tmp_path`` as ``<stem>.db``; PostgreSQL is the session's
+    ``pg_url`` database, asked for only by the ``postgresql`` runs so SQLite runs need no server.
+    """
+    if not migrations:
+        raise ValueError(f"{name}: the service has no migrations package")
+    package = migrations
+
+    @pytest.fixture(name=name, params=["sqlite", "postgresql"])
+    def url_fixture(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+        """Every storage test runs against SQLite and a real PostgreSQL."""
+        url = (f"sqlite:///{tmp_path}/{stem}.db" if request.param == "sqlite"
+               else request.getfixturevalue("pg_url"))
+        with migrated_database(package, url):
+            yield url
+
+    return url_fixture
 
 
 def assert_migrations_match_models(package: str, metadata: Any, url: str) -> None:
