@@ -553,3 +553,34 @@ def test_the_app_runs_the_scheduled_sync(falkordb_server: FalkorDBServer, fake_c
     # Tests (TESTING on) never start one.
     assert "knowledgetree.scheduler" not in create_app(
         {**service_settings, "KT_GRAPH_URL": url}).extensions
+
+
+def test_a_ticket_moved_away_and_back_is_archived_then_restored(
+        tree: KnowledgeTree, reader: sync.HttpCodexReader, codex: Codex) -> None:  # noqa: F811
+    sync.run(tree, reader)
+    article = path(tree, "Companies", "Acme Dental", "Tickets", "#101 Server slow")
+
+    def move_ticket(account: str) -> None:
+        with seeding.database(codex.app) as session:
+            ticket = session.scalar(select(Ticket).where(Ticket.number == "101"))
+            assert ticket is not None
+            ticket.company_id = seeding.company_id(session, account)
+
+    move_ticket("620548")  # filed under the wrong client in the PSA, say
+    moved = sync.run(tree, reader, companies=False)
+    # Created: Beta's article and Acme's Archived folder.
+    assert (moved.archived, moved.created, moved.errors) == (1, 2, 0)
+    assert path(tree, "Companies", "Acme Dental", "Archived", "#101 Server slow").id == \
+        article.id
+    elsewhere = path(tree, "Companies", "Beta Law", "Tickets", "#101 Server slow")
+
+    move_ticket("620547")
+    back = sync.run(tree, reader, companies=False)
+    # Created: only Beta's Archived folder; Acme's article is the archived one, back.
+    assert (back.archived, back.created, back.errors) == (1, 1, 0)
+    restored = path(tree, "Companies", "Acme Dental", "Tickets", "#101 Server slow")
+    assert restored.id == article.id and restored.content == article.content
+    assert tree.children(path(tree, "Companies", "Acme Dental", "Archived").id) == []
+    assert path(tree, "Companies", "Beta Law", "Archived", "#101 Server slow").id == \
+        elsewhere.id
+    assert tree.revisions(restored.id) == []  # moved twice, never rewritten
