@@ -550,9 +550,12 @@ def test_the_app_runs_the_scheduled_sync(falkordb_server: FalkorDBServer, fake_c
         running.stop()
         running.thread.join(30)
         FalkorDBStore(port=falkordb_server.port, graph=graph).drop_all()
-    # Tests (TESTING on) never start one.
+    # Tests (TESTING on) never start one, nor does KT_SCHEDULER off (as text from a file).
     assert "knowledgetree.scheduler" not in create_app(
         {**service_settings, "KT_GRAPH_URL": url}).extensions
+    assert "knowledgetree.scheduler" not in create_app(
+        {**service_settings, "TESTING": False, "KT_SCHEDULER": "false",
+         "KT_GRAPH_URL": url}).extensions
 
 
 def test_a_ticket_moved_away_and_back_is_archived_then_restored(

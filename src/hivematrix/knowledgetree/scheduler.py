@@ -28,6 +28,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from hivematrix.common.config import coerce
 from hivematrix.knowledgetree import sync
 from hivematrix.knowledgetree.graph import ConstraintViolation, GraphError, GraphStore, Schema
 from hivematrix.knowledgetree.items import KnowledgeError, KnowledgeTree
@@ -250,7 +251,10 @@ class Scheduler:
 
 def start_for(app: Any) -> Scheduler | None:
     """Start the app's scheduler (not in tests, not when ``KT_SCHEDULER`` is off)."""
-    config = {**DEFAULTS, **app.config}
+    # Typed here as well: until the service's defaults include these, a value from the
+    # instance file arrives as text ("false" must not read as true).
+    config = {**app.config, **{key: coerce(key, app.config.get(key, default), default)
+                               for key, default in DEFAULTS.items()}}
     if not config["KT_SCHEDULER"] or app.testing:
         return None
     holder = app.extensions["knowledgetree"]
