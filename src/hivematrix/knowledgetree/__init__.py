@@ -28,9 +28,9 @@ SERVICE = ServiceSpec(
     title="KnowledgeTree",
     description="Knowledge base: folders and articles, ranked search, context for the assistant",
     migrations=None,
-    # Not "falkordb" (yet): Helm counts every installed service's depends_on, enabled or not,
-    # so listing it would run the embedded FalkorDB in every home; databases.graph turns it on.
-    depends_on=("core", "codex"),
+    # "falkordb": without a databases.graph section, Helm runs the embedded FalkorDB because
+    # an installed service needs it (and starts it first).
+    depends_on=("core", "falkordb", "codex"),
 )
 
 
