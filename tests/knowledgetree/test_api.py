@@ -329,6 +329,11 @@ def test_health_reports_the_graph(client: FlaskClient, kt: KnowledgeTree) -> Non
     report = ok(client.get("/health"))
     assert report["checks"]["graph"]["status"] == "healthy"
     assert report["checks"]["graph"]["ready"] is True
+    # Ready means indexed too: company folders are looked up by account number.
+    rows = kt.store.query("CALL db.indexes() YIELD label, properties "
+                          "RETURN label, properties")
+    indexed = {(row["label"], prop) for row in rows for prop in row["properties"]}
+    assert ("ContextItem", "account_number") in indexed
 
 
 def test_openapi_documents_the_routes(client: FlaskClient) -> None:

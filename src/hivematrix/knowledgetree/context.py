@@ -22,6 +22,7 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from hivematrix.knowledgetree.graph import Schema
 from hivematrix.knowledgetree.items import (
     Crumb,
     Item,
@@ -33,6 +34,8 @@ from hivematrix.knowledgetree.items import (
     plain_text,
 )
 
+#: Company folders are found by account number (every client user's request does): indexed.
+ACCOUNT_SCHEMA = Schema(label="ContextItem", indexed=("account_number",))
 #: A block is cut rather than dropped when at least this much room is left.
 MIN_CUT = 80
 CUT_MARK = "\n…[truncated]"

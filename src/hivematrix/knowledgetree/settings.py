@@ -189,6 +189,9 @@ class TreeHolder:
             if self._tree is None:
                 tree = KnowledgeTree(store, self.files_dir)
                 tree.ensure_ready()
+                from hivematrix.knowledgetree.context import ACCOUNT_SCHEMA
+
+                store.ensure_schema(ACCOUNT_SCHEMA)
                 self._tree = tree
             return self._tree
 
