@@ -193,6 +193,8 @@ def test_attachments(client: FlaskClient, as_user: Headers, kt: KnowledgeTree) -
     refused(client.post(url, headers=tech, **upload("big.txt", b"x" * 4097)), 413, "file",
             location="form")
     ok(client.post(url, headers=tech, **upload("exact.txt", b"x" * 4096)), 201)
+    # Far beyond it, the request parser refuses the body before the view reads it.
+    refused(client.post(url, headers=tech, **upload("huge.txt", b"x" * (4096 + 2**21))), 413)
     refused(client.post(url, headers=tech, **upload("page.html", b"<script>")), 415, "file",
             location="form")
     refused(client.post(url, headers=tech, **upload("noextension", b"x")), 415, "file",
@@ -323,6 +325,13 @@ def test_script_in_a_name_comes_back_as_json_data(client: FlaskClient,
     # A refusal naming it is a problem document, not a page, for an API client.
     clash = client.post("/api/items", headers=tech, json={"parent_id": "root", "name": evil})
     assert clash.status_code == 409 and clash.mimetype == "application/problem+json"
+    assert evil in clash.get_json()["detail"]
+    # A browser asking for a page gets the same refusal escaped.
+    page = client.post("/api/items", headers={**tech, "Accept": "text/html"},
+                       json={"parent_id": "root", "name": evil})
+    assert page.status_code == 409 and page.mimetype == "text/html"
+    assert "&lt;script&gt;alert(1)" in page.get_data(True)
+    assert "<script>alert" not in page.get_data(True)
 
 
 def test_health_reports_the_graph(client: FlaskClient, kt: KnowledgeTree) -> None:
