@@ -440,6 +440,9 @@ def test_a_slot_is_claimed_once_among_racing_processes(falkordb_server: FalkorDB
         thread.start()
     for thread in threads:
         thread.join()
+    if graph is not None:
+        for store in stores:
+            store.close()
     assert len(won) == 1
     assert not scheduler.claim(tree.store, "race", due, "late")
     assert scheduler.claim(tree.store, "race", due + 3600, "next hour")
@@ -587,3 +590,23 @@ def test_a_ticket_moved_away_and_back_is_archived_then_restored(
     assert path(tree, "Companies", "Beta Law", "Archived", "#101 Server slow").id == \
         elsewhere.id
     assert tree.revisions(restored.id) == []  # moved twice, never rewritten
+
+
+def test_one_company_failing_does_not_stop_the_run(tree: KnowledgeTree,
+                                                   reader: sync.HttpCodexReader,
+                                                   api: FlaskClient,
+                                                   admin: dict[str, str]) -> None:
+    def delete_gamma_meanwhile(done: int, total: int, current: str) -> None:
+        if done == 0:  # listed a moment ago, gone when its turn comes
+            seeding.ok(api.delete("/api/companies/620549", headers=admin))
+
+    result = sync.run(tree, reader, progress=delete_gamma_meanwhile)
+    assert result.errors == 1 and result.messages[0].startswith("620549: Codex answered 404")
+    beta = path(tree, "Companies", "Beta Law")
+    assert {i.name for i in tree.children(beta.id)} == {"Overview", "Contacts", "Assets",
+                                                       "Tickets"}
+    gamma = path(tree, "Companies", "Gamma Shop")
+    assert tree.children(gamma.id) == []
+    after = sync.run(tree, reader)
+    assert (after.errors, after.archived) == (0, 1)
+    assert path(tree, "Archived", "Gamma Shop").id == gamma.id

@@ -29,7 +29,6 @@ subtree.
 
 from __future__ import annotations
 
-import json
 import re
 import unicodedata
 import uuid
@@ -419,22 +418,34 @@ def _changes(item: Item, wanted: _Wanted) -> dict[str, Any]:
 
 
 class _Folder:
-    """One folder's children as the run found them, kept current as the run writes."""
+    """One folder's children as the run found them, kept current as the run writes, and
+    indexed by Codex identity (a Tickets folder may hold thousands)."""
 
     def __init__(self, item: Item, children: list[Item]) -> None:
         self.item = item
-        self.children = {child.id: child for child in children}
+        self.children: dict[str, Item] = {}
+        self._marked: dict[Marker, Item] = {}
+        for child in children:
+            self.put(child)
+
+    def put(self, item: Item) -> None:
+        self.drop(item.id)
+        self.children[item.id] = item
+        mark = marker_of(item)
+        if mark is not None:
+            self._marked[mark] = item
+
+    def drop(self, item_id: str) -> None:
+        gone = self.children.pop(item_id, None)
+        mark = marker_of(gone) if gone is not None else None
+        if mark is not None and self._marked.get(mark) is gone:
+            del self._marked[mark]
 
     def generated(self, kind: str) -> dict[str, Item]:
-        found: dict[str, Item] = {}
-        for child in self.children.values():
-            mark = marker_of(child)
-            if mark and mark[0] == kind:
-                found[mark[1]] = child
-        return found
+        return {key: item for (found, key), item in self._marked.items() if found == kind}
 
     def find(self, kind: str, key: str = "") -> Item | None:
-        return self.generated(kind).get(key)
+        return self._marked.get((kind, key))
 
     def manual_keys(self, but: Iterable[str] = ()) -> set[str]:
         """Folded names of the children that are not the sync's (kinds in ``but``)."""
@@ -463,7 +474,7 @@ class Sync:
             parent.item.id, wanted.name, wanted.type, by=SYNC_BY, content=wanted.content,
             read_only=True, source="codex", account_number=wanted.account_number,
             metadata=_metadata(wanted.kind, wanted.key), allow_read_only=True)
-        parent.children[created.id] = created
+        parent.put(created)
         self.result.created += 1
         return created
 
@@ -497,15 +508,15 @@ class Sync:
             step = final if name_key(final) not in in_source else _temporary_name()
             item = self.tree.update(item.id, by=SYNC_BY, name=step, allow_read_only=True)
         moved = self.tree.move(item.id, target.item.id, by=SYNC_BY, allow_read_only=True)
-        source.children.pop(item.id, None)
-        target.children[moved.id] = moved
+        source.drop(item.id)
+        target.put(moved)
         if moved.name != final:
             moved = self._rename(target, moved, final)
         return moved
 
     def _rename(self, parent: _Folder, item: Item, name: str) -> Item:
         renamed = self.tree.update(item.id, by=SYNC_BY, name=name, allow_read_only=True)
-        parent.children[renamed.id] = renamed
+        parent.put(renamed)
         return renamed
 
     @contextmanager
@@ -560,7 +571,7 @@ class Sync:
         if fields:
             item = self.tree.update(item.id, by=SYNC_BY, allow_read_only=True, **fields)
             changed = True
-        parent.children[item.id] = item
+        parent.put(item)
         if blocked:
             assert pending is not None
             pending.append((parent, item, wanted.name))  # counted once it is renamed
@@ -737,7 +748,3 @@ def run(tree: KnowledgeTree, reader: CodexReader, *, companies: bool = True,
     :raises CodexError: the company list could not be read (nothing was changed).
     """
     return Sync(tree, reader, progress=progress).run(companies=companies, tickets=tickets)
-
-
-def result_json(result: SyncResult) -> str:
-    return json.dumps({**result.counts(), "messages": result.messages}, sort_keys=True)
