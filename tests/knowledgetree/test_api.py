@@ -5,6 +5,7 @@ export → wipe → import round trip."""
 from __future__ import annotations
 
 import io
+import warnings
 from typing import Any
 
 from flask.testing import FlaskClient
@@ -346,8 +347,14 @@ def test_health_reports_the_graph(client: FlaskClient, kt: KnowledgeTree) -> Non
 
 
 def test_openapi_documents_the_routes(client: FlaskClient) -> None:
-    spec = ok(client.get("/apispec.json"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # e.g. a schema added twice under one name
+        spec = ok(client.get("/apispec.json"))
     paths = spec["paths"]
+    assert "201" in paths["/api/items"]["post"]["responses"]
+    answer = paths["/api/search"]["get"]["responses"]["200"]["content"]["application/json"]
+    assert answer["schema"]["$ref"].endswith("/SearchOut")
+    assert {"ItemIn", "ItemOut", "ContextOut"} <= set(spec["components"]["schemas"])
     for path in ("/api/items", "/api/items/{item_id}", "/api/items/{item_id}/children",
                  "/api/items/{item_id}/breadcrumbs", "/api/items/{item_id}/move",
                  "/api/items/{item_id}/revisions", "/api/folders/tree", "/api/search",

@@ -10,7 +10,15 @@ from flask import Response, json
 from hivematrix.common.auth import admin_required, permission_required, service_allowed
 from hivematrix.knowledgetree import admin
 from hivematrix.knowledgetree.api import STAFF, actor, readable, refusals, tree
-from hivematrix.knowledgetree.api.schemas import ExportQuery, ImportIn, ImportQuery, WipeIn
+from hivematrix.knowledgetree.api.schemas import (
+    CountsOut,
+    ExportQuery,
+    ImportIn,
+    ImportOut,
+    ImportQuery,
+    WipeIn,
+    WipeOut,
+)
 from hivematrix.knowledgetree.items import KnowledgeError
 
 bp = APIBlueprint("knowledgetree_admin", __name__, tag="Admin")
@@ -42,6 +50,7 @@ def export(args: dict[str, Any]) -> Any:
 @admin_required
 @bp.input(ImportQuery, location="query", arg_name="query")
 @bp.input(ImportIn, location="json", arg_name="data")
+@bp.output(ImportOut)
 @refusals
 def import_items(query: dict[str, Any], data: dict[str, Any]) -> Any:
     knowledge = tree()
@@ -62,6 +71,7 @@ def import_items(query: dict[str, Any], data: dict[str, Any]) -> Any:
                     "items, files and revisions go too; root stays. Answers the counts before.")
 @admin_required
 @bp.input(WipeIn, location="json", arg_name="data")
+@bp.output(WipeOut)
 @refusals
 def wipe(data: dict[str, Any]) -> Any:
     if data["confirm"] != admin.WIPE_PHRASE:
@@ -73,6 +83,7 @@ def wipe(data: dict[str, Any]) -> Any:
 @bp.doc(summary="How many folders, articles and files")
 @permission_required(*STAFF)
 @service_allowed("helm")
+@bp.output(CountsOut)
 @refusals
 def counts() -> Any:
     return tree().counts()

@@ -27,6 +27,7 @@ from hivematrix.knowledgetree.api import (
     refusals,
     tree,
 )
+from hivematrix.knowledgetree.api.schemas import DeletedOut, FileOut
 from hivematrix.knowledgetree.items import KnowledgeError
 from hivematrix.knowledgetree.settings import allowed_extensions
 
@@ -79,6 +80,7 @@ def read_limited(stream: Any, limit: int) -> bytes:
                     "`KT_ALLOWED_EXTENSIONS` (415); the original name is kept.",
         responses={201: "The stored file"})
 @permission_required(*WRITERS)
+@bp.output(FileOut, status_code=201)
 @refusals
 def upload(item_id: str) -> Any:
     knowledge = tree()
@@ -89,13 +91,14 @@ def upload(item_id: str) -> Any:
     content_type = check_type(name, allowed_extensions(current_app.config))
     data = read_limited(upload.stream, int(current_app.config["KT_MAX_UPLOAD_BYTES"]))
     stored = knowledge.attach_file(item_id, name, data, by=actor(), content_type=content_type)
-    return file_dict(stored), 201
+    return file_dict(stored)
 
 
 @bp.get("/api/items/<item_id>/attachments")
 @bp.doc(summary="An item's files", description="Oldest first, with their original names.")
 @permission_required(*READERS)
 @service_allowed(*READER_SERVICES)
+@bp.output(FileOut(many=True))
 @refusals
 def list_files(item_id: str) -> Any:
     knowledge = tree()
@@ -133,6 +136,7 @@ def download(item_id: str, file_id: str) -> Any:
 @bp.delete("/api/items/<item_id>/attachments/<file_id>")
 @bp.doc(summary="Delete a file", description="From the graph and the disk.")
 @permission_required(*WRITERS)
+@bp.output(DeletedOut)
 @refusals
 def delete_file(item_id: str, file_id: str) -> Any:
     knowledge, stored, _ = _own_file(item_id, file_id)

@@ -19,7 +19,7 @@ from hivematrix.knowledgetree.api import (
     refusals,
     tree,
 )
-from hivematrix.knowledgetree.api.schemas import ContextIn, ContextQuery
+from hivematrix.knowledgetree.api.schemas import ContextIn, ContextOut, ContextQuery
 
 bp = APIBlueprint("knowledgetree_context", __name__, tag="Context")
 
@@ -56,6 +56,7 @@ ITEM_DOC = ("For every folder from root to the item: its articles, and every art
 @permission_required(*READERS)
 @service_allowed(*READER_SERVICES)
 @bp.input(ContextQuery, location="query", arg_name="args")
+@bp.output(ContextOut)
 @refusals
 def item_context_get(item_id: str, args: dict[str, Any]) -> Any:
     return _item_context(item_id, args)
@@ -66,6 +67,7 @@ def item_context_get(item_id: str, args: dict[str, Any]) -> Any:
 @permission_required(*READERS)
 @service_allowed(*READER_SERVICES)
 @bp.input(ContextIn, location="json", arg_name="args")
+@bp.output(ContextOut)
 @refusals
 def item_context_post(item_id: str, args: dict[str, Any]) -> Any:
     return _item_context(item_id, args)
@@ -81,6 +83,7 @@ def item_context_post(item_id: str, args: dict[str, Any]) -> Any:
 @permission_required(*READERS)
 @service_allowed(*READER_SERVICES)
 @bp.input(ContextQuery, location="query", arg_name="args")
+@bp.output(ContextOut)
 @refusals
 def company_context(account_number: str, args: dict[str, Any]) -> Any:
     account = client_account()

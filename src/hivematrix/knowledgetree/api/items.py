@@ -23,7 +23,17 @@ from hivematrix.knowledgetree.api import (
     refusals,
     tree,
 )
-from hivematrix.knowledgetree.api.schemas import ItemIn, ItemPatch, MoveIn
+from hivematrix.knowledgetree.api.schemas import (
+    CrumbOut,
+    DeletedOut,
+    FolderOut,
+    ItemIn,
+    ItemOut,
+    ItemPatch,
+    ItemSummaryOut,
+    MoveIn,
+    RevisionOut,
+)
 from hivematrix.knowledgetree.items import FolderNode, KnowledgeTree, NameTaken
 
 bp = APIBlueprint("knowledgetree_items", __name__, tag="Items")
@@ -51,6 +61,7 @@ def _service_articles_only(knowledge: KnowledgeTree, kind: str) -> None:
 @permission_required(*WRITERS)
 @service_allowed(*ARTICLE_WRITER_SERVICES)
 @bp.input(ItemIn, location="json", arg_name="data")
+@bp.output(ItemOut, status_code=201)
 @refusals
 def create_item(data: dict[str, Any]) -> Any:
     knowledge = tree()
@@ -60,7 +71,7 @@ def create_item(data: dict[str, Any]) -> Any:
         data["parent_id"], data["name"], data["type"], by=actor(), content=data["content"],
         content_format=data["content_format"], is_attached=data["is_attached"],
         account_number=data.get("account_number"), metadata=data["metadata"])
-    return item_dict(item), 201
+    return item_dict(item)
 
 
 @bp.get("/api/items/<item_id>")
@@ -68,6 +79,7 @@ def create_item(data: dict[str, Any]) -> Any:
         description="`root` is the tree's root. Client users see their company's subtree only.")
 @permission_required(*READERS)
 @service_allowed(*READER_SERVICES)
+@bp.output(ItemOut)
 @refusals
 def get_item(item_id: str) -> Any:
     return item_dict(readable(tree(), item_id))
@@ -81,6 +93,7 @@ def get_item(item_id: str) -> Any:
 @permission_required(*WRITERS)
 @service_allowed(*ARTICLE_WRITER_SERVICES)
 @bp.input(ItemPatch, location="json", arg_name="data")
+@bp.output(ItemOut)
 @refusals
 def update_item(item_id: str, data: dict[str, Any]) -> Any:
     knowledge = tree()
@@ -98,6 +111,7 @@ def update_item(item_id: str, data: dict[str, Any]) -> Any:
         description="Files and revisions go too. Root cannot be deleted (400); a subtree "
                     "holding synced items cannot (403).")
 @permission_required(*WRITERS)
+@bp.output(DeletedOut)
 @refusals
 def delete_item(item_id: str) -> Any:
     return {"deleted": tree().delete(item_id, by=actor())}
@@ -107,6 +121,7 @@ def delete_item(item_id: str) -> Any:
 @bp.doc(summary="Direct children", description="Folders first, then by name; no content.")
 @permission_required(*READERS)
 @service_allowed(*READER_SERVICES)
+@bp.output(ItemSummaryOut(many=True))
 @refusals
 def children(item_id: str) -> Any:
     knowledge = tree()
@@ -118,6 +133,7 @@ def children(item_id: str) -> Any:
 @bp.doc(summary="The path from root to the item", description="Root first, the item last.")
 @permission_required(*READERS)
 @service_allowed(*READER_SERVICES)
+@bp.output(CrumbOut(many=True))
 @refusals
 def breadcrumbs(item_id: str) -> Any:
     knowledge = tree()
@@ -131,6 +147,7 @@ def breadcrumbs(item_id: str) -> Any:
                     "the target (409), read-only items (403).")
 @permission_required(*WRITERS)
 @bp.input(MoveIn, location="json", arg_name="data")
+@bp.output(ItemOut)
 @refusals
 def move_item(item_id: str, data: dict[str, Any]) -> Any:
     try:
@@ -144,6 +161,7 @@ def move_item(item_id: str, data: dict[str, Any]) -> Any:
 @bp.doc(summary="An article's previous versions", description="Newest first, the last 20.")
 @permission_required(*READERS)
 @service_allowed(*READER_SERVICES)
+@bp.output(RevisionOut(many=True))
 @refusals
 def revisions(item_id: str) -> Any:
     knowledge = tree()
@@ -158,6 +176,7 @@ def revisions(item_id: str) -> Any:
 @bp.doc(summary="Bring back a revision's content",
         description="The name stays; the content it replaces becomes a revision in turn.")
 @permission_required(*WRITERS)
+@bp.output(ItemOut)
 @refusals
 def restore_revision(item_id: str, revision_id: str) -> Any:
     return item_dict(tree().restore(item_id, revision_id, by=actor()))
@@ -180,6 +199,7 @@ def _pruned(node: FolderNode, scope: set[str]) -> FolderNode | None:
                     "to their company's folder and its subtree only.")
 @permission_required(*READERS)
 @service_allowed(*READER_SERVICES)
+@bp.output(FolderOut)
 @refusals
 def folder_tree() -> Any:
     knowledge = tree()

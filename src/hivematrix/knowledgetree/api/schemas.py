@@ -7,7 +7,7 @@ only the Codex sync writes those.
 from __future__ import annotations
 
 from apiflask import Schema
-from apiflask.fields import Boolean, Dict, Integer, List, Raw, String
+from apiflask.fields import Boolean, Dict, Float, Integer, List, Nested, Raw, String
 from apiflask.validators import Length, OneOf, Range
 
 from hivematrix.knowledgetree.items import FORMATS, MAX_NAME, ROOT_ID, SEARCH_LIMIT_MAX
@@ -77,3 +77,122 @@ class ImportQuery(Schema):
 
 class WipeIn(Schema):
     confirm = String(required=True, metadata={"description": "Type WIPE"})
+
+
+# -- answers (for the OpenAPI document; views build them as dicts) ------------------------------
+
+class ItemSummaryOut(Schema):
+    id = String()
+    name = String()
+    type = String()
+    is_folder = Boolean()
+    parent_id = String(allow_none=True)
+    content_format = String()
+    is_attached = Boolean()
+    read_only = Boolean()
+    source = String()
+    account_number = String(allow_none=True)
+    metadata = Dict()
+    created_at = String()
+    created_by = String()
+    updated_at = String()
+    updated_by = String()
+
+
+class ItemOut(ItemSummaryOut):
+    content = String()
+
+
+class CrumbOut(Schema):
+    id = String()
+    name = String()
+
+
+class PathCrumbOut(CrumbOut):
+    """A crumb inside another answer (its own name in the document: CrumbOut is a list)."""
+
+
+class FolderOut(Schema):
+    id = String()
+    name = String()
+    is_attached = Boolean()
+    read_only = Boolean()
+    children = List(Nested(lambda: FolderOut()))
+
+
+class DeletedOut(Schema):
+    deleted = Raw(metadata={"description": "How many items went (or the file's id)"})
+
+
+class RevisionOut(Schema):
+    id = String()
+    number = Integer()
+    name = String()
+    content = String()
+    content_format = String()
+    written_at = String()
+    written_by = String()
+    replaced_at = String()
+
+
+class HitOut(ItemSummaryOut):
+    score = Float()
+    snippet = String()
+    highlights = List(List(Integer()), metadata={"description": "[start, end) in snippet"})
+    path = List(Nested(PathCrumbOut))
+    folder_path = String()
+
+
+class SearchOut(Schema):
+    query = String()
+    total = Integer()
+    offset = Integer()
+    limit = Integer()
+    results = List(Nested(HitOut))
+
+
+class FileOut(Schema):
+    id = String()
+    item_id = String()
+    filename = String(metadata={"description": "The original name"})
+    content_type = String()
+    size = Integer()
+    created_at = String()
+    created_by = String()
+    url = String()
+
+
+class SourceOut(Schema):
+    id = String()
+    name = String()
+    path = String()
+    cut = Boolean()
+
+
+class ContextOut(Schema):
+    context = String()
+    chars = Integer()
+    budget = Integer()
+    truncated = Boolean()
+    sources = List(Nested(SourceOut))
+    attached_folders = List(Nested(PathCrumbOut))
+    folders = List(Nested(PathCrumbOut))
+
+
+class CountsOut(Schema):
+    folders = Integer()
+    articles = Integer()
+    files = Integer()
+
+
+class ImportOut(Schema):
+    dry_run = Boolean()
+    created = Integer()
+    parent_id = String()
+    folders = Integer()
+    articles = Integer()
+    total = Integer()
+
+
+class WipeOut(Schema):
+    wiped = Dict(metadata={"description": "The counts before: folders, articles, files"})

@@ -16,7 +16,7 @@ from hivematrix.knowledgetree.api import (
     refusals,
     tree,
 )
-from hivematrix.knowledgetree.api.schemas import SearchQuery
+from hivematrix.knowledgetree.api.schemas import SearchOut, SearchQuery
 from hivematrix.knowledgetree.items import ROOT_ID
 
 bp = APIBlueprint("knowledgetree_search", __name__, tag="Search")
@@ -33,6 +33,7 @@ bp = APIBlueprint("knowledgetree_search", __name__, tag="Search")
 @permission_required(*READERS)
 @service_allowed(*READER_SERVICES)
 @bp.input(SearchQuery, location="query", arg_name="args")
+@bp.output(SearchOut)
 @refusals
 def search(args: dict[str, Any]) -> Any:
     knowledge = tree()
