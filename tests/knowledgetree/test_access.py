@@ -4,6 +4,7 @@ subtree, services by route, and synced (read-only) items that no API caller can 
 from __future__ import annotations
 
 import io
+from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
@@ -140,6 +141,21 @@ def test_client_reads_only_their_company(client: FlaskClient, as_user: Headers,
                         json={"parent_id": ids["acme"], "name": "Mine"}), 403)
     refused(client.patch(f"/api/items/{ids['notes']}", headers=acme, json={"content": "x"}),
             403)
+
+
+def test_client_cannot_tell_hidden_items_from_missing_ones(
+        client: FlaskClient, as_user: Headers, ids: dict[str, str]) -> None:
+    acme = as_user("client", account_number=ACME)
+
+    def answer(item_id: str, suffix: str = "") -> dict[str, Any]:
+        body = refused(client.get(f"/api/items/{item_id}{suffix}", headers=acme), 404)
+        return {key: value for key, value in body.items()
+                if key not in ("instance", "correlation_id", "detail")}
+
+    missing = "00000000-0000-4000-8000-000000000000"
+    for suffix in ("", "/children", "/breadcrumbs", "/attachments"):
+        assert answer(ids["secret"], suffix) == answer(missing, suffix)
+    assert "errors" not in answer(ids["secret"])
 
 
 def test_client_file_downloads_are_confined(client: FlaskClient, as_user: Headers,

@@ -207,7 +207,7 @@ def test_attachments(client: FlaskClient, as_user: Headers, kt: KnowledgeTree) -
     # Another item's file is not reachable through this item.
     other = create(client, tech, "Other")
     refused(client.get(f"/api/items/{other['id']}/attachments/{stored['id']}", headers=tech),
-            404)
+            404, "file_id", location="path")
     path = kt.file(stored["id"])[1]
     assert path.is_file()
     ok(client.delete(stored["url"], headers=tech))

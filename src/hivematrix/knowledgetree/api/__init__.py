@@ -150,10 +150,13 @@ def not_found(item_id: str) -> HTTPNotFound:
 
 
 def readable(knowledge: KnowledgeTree, item_id: str, field: str = "id") -> Item:
-    """The item, if the caller may read it; a client user gets 404 outside their company."""
-    item = knowledge.get(item_id, field)
+    """The item, if the caller may read it. A client user gets the same 404 for an item
+    outside their company as for one that does not exist, so they cannot probe for ids."""
     scope = client_folders(knowledge)
-    if scope is not None and not in_scope(knowledge, item_id, scope):
+    if scope is None:
+        return knowledge.get(item_id, field)
+    item = knowledge.find(item_id)
+    if item is None or not in_scope(knowledge, item_id, scope):
         raise not_found(item_id)
     return item
 

@@ -29,6 +29,7 @@ from hivematrix.knowledgetree.api import (
 )
 from hivematrix.knowledgetree.api.schemas import DeletedOut, FileOut
 from hivematrix.knowledgetree.items import KnowledgeError
+from hivematrix.knowledgetree.items import NotFound as ItemNotFound
 from hivematrix.knowledgetree.settings import allowed_extensions
 
 bp = APIBlueprint("knowledgetree_attachments", __name__, tag="Attachments")
@@ -111,7 +112,8 @@ def _own_file(item_id: str, file_id: str) -> Any:
     readable(knowledge, item_id)
     stored, path = knowledge.file(file_id)
     if stored.item_id != item_id:
-        raise NotFound(f"Item '{item_id}' has no file '{file_id}'.")
+        # As if it did not exist: another item's file is not reachable through this one.
+        raise ItemNotFound(f"no file {file_id!r}", "file_id")
     return knowledge, stored, path
 
 
