@@ -93,9 +93,9 @@ def test_technicians_cannot_wipe_or_import(client: FlaskClient, as_user: Headers
 def test_only_admins_file_a_folder_under_an_account_number(
         client: FlaskClient, as_user: Headers, ids: dict[str, str]) -> None:
     tech = as_user("technician")
-    body = refused(client.post("/api/items", headers=tech, json={
-        "parent_id": "root", "name": "Gamma", "type": "folder", "account_number": "777"}), 403)
-    assert "account_number" in body["detail"]
+    refused(client.post("/api/items", headers=tech, json={
+        "parent_id": "root", "name": "Gamma", "type": "folder", "account_number": "777"}),
+        403, "account_number")
     mine = create(client, tech, "Gamma", type="folder")
     refused(client.patch(f"/api/items/{mine['id']}", headers=tech,
                          json={"account_number": BETA}), 403)
@@ -214,7 +214,7 @@ def test_services_by_route(client: FlaskClient, tokens: TokenFactory,
                               json={"content": "approved text"}))
     assert changed["updated_by"] == "service:brainhair"
     refused(client.post("/api/items", headers=brainhair,
-                        json={"parent_id": "root", "name": "F", "type": "folder"}), 403)
+                        json={"parent_id": "root", "name": "F", "type": "folder"}), 403, "type")
     refused(client.patch(f"/api/items/{ids['internal']}", headers=brainhair,
                          json={"name": "Renamed"}), 403)
     refused(client.patch(f"/api/items/{ids['jane']}", headers=brainhair,

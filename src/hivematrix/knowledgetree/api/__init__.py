@@ -54,6 +54,12 @@ TITLES = {400: "Bad request", 403: "Forbidden", 404: "Not found", 409: "Conflict
           413: "Content too large", 415: "Unsupported media type"}
 
 
+class Refused(KnowledgeError):
+    """The caller may not do this (403), naming the field that asked for it."""
+
+    status = 403
+
+
 def holder() -> Any:
     return current_app.extensions["knowledgetree"]
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from apiflask import APIBlueprint
-from werkzeug.exceptions import Forbidden
 
 from hivematrix.common.auth import permission_required, service_allowed
 from hivematrix.knowledgetree.api import (
@@ -13,6 +12,7 @@ from hivematrix.knowledgetree.api import (
     READER_SERVICES,
     READERS,
     WRITERS,
+    Refused,
     actor,
     client_folders,
     folder_dict,
@@ -34,7 +34,7 @@ from hivematrix.knowledgetree.api.schemas import (
     MoveIn,
     RevisionOut,
 )
-from hivematrix.knowledgetree.items import FolderNode, KnowledgeTree, NameTaken
+from hivematrix.knowledgetree.items import FolderNode, NameTaken
 
 bp = APIBlueprint("knowledgetree_items", __name__, tag="Items")
 
@@ -42,13 +42,13 @@ bp = APIBlueprint("knowledgetree_items", __name__, tag="Items")
 def _check_account_number(data: dict[str, Any]) -> None:
     # The account number decides which client users see a folder: admins only.
     if data.get("account_number") is not None and permission_level() != "admin":
-        raise Forbidden("Only administrators file a folder under an account number "
-                        "(field account_number).")
+        raise Refused("only administrators file a folder under an account number",
+                      "account_number")
 
 
-def _service_articles_only(knowledge: KnowledgeTree, kind: str) -> None:
+def _service_articles_only(kind: str) -> None:
     if is_service() and kind != "article":
-        raise Forbidden("Services write articles only.")
+        raise Refused("services write articles only", "type")
 
 
 @bp.post("/api/items")
@@ -65,7 +65,7 @@ def _service_articles_only(knowledge: KnowledgeTree, kind: str) -> None:
 @refusals
 def create_item(data: dict[str, Any]) -> Any:
     knowledge = tree()
-    _service_articles_only(knowledge, data["type"])
+    _service_articles_only(data["type"])
     _check_account_number(data)
     item = knowledge.create(
         data["parent_id"], data["name"], data["type"], by=actor(), content=data["content"],
@@ -97,7 +97,7 @@ def get_item(item_id: str) -> Any:
 @refusals
 def update_item(item_id: str, data: dict[str, Any]) -> Any:
     knowledge = tree()
-    _service_articles_only(knowledge, knowledge.get(item_id).type)
+    _service_articles_only(knowledge.get(item_id).type)
     _check_account_number(data)
     item = knowledge.update(
         item_id, by=actor(), name=data.get("name"), content=data.get("content"),
