@@ -6,10 +6,10 @@ Who may do what:
 - client users read only their own company's subtree (the folders whose ``account_number`` is
   the one in their token); anything else answers 404, so they cannot probe for items; they
   write nothing;
-- wipe and import are for admins only; so is setting a folder's ``account_number`` (it decides
-  what a client user can see);
+- wipe, import and starting the Codex sync are for admins only; so is setting a folder's
+  ``account_number`` (it decides what a client user can see);
 - services are admitted route by route: Brainhair reads, and writes articles (after a person
-  approved it, on its side); Helm reads the counts.
+  approved it, on its side); Helm reads the counts and the sync's progress.
 
 ``read_only`` items (written by the Codex sync) are never changed through the API: the model
 refuses them (403) because no route passes ``allow_read_only`` except wipe and import.
@@ -204,5 +204,6 @@ def blueprints() -> list[APIBlueprint]:
     from hivematrix.knowledgetree.api.context import bp as context
     from hivematrix.knowledgetree.api.items import bp as items
     from hivematrix.knowledgetree.api.search import bp as search
+    from hivematrix.knowledgetree.api.sync import bp as sync
 
-    return [items, search, attachments, context, admin]
+    return [items, search, attachments, context, admin, sync]

@@ -196,3 +196,18 @@ class ImportOut(Schema):
 
 class WipeOut(Schema):
     wiped = Dict(metadata={"description": "The counts before: folders, articles, files"})
+
+
+class SyncIn(Schema):
+    companies = Boolean(load_default=True, metadata={"description": "folders, contacts, assets"})
+    tickets = Boolean(load_default=True, metadata={"description": "ticket articles"})
+
+
+class SyncStatusOut(Schema):
+    running = Boolean()
+    holder = String(allow_none=True)
+    done = Integer()
+    total = Integer()
+    current = String()
+    finished_at = Raw(allow_none=True)
+    last_result = Raw(allow_none=True)
