@@ -30,7 +30,7 @@ def kt_app_fixture(falkordb_server: FalkorDBServer, service_settings: dict[str, 
     app = create_app({**service_settings,
                       "KT_GRAPH_URL": f"falkordb://127.0.0.1:{falkordb_server.port}/{graph}",
                       "KT_FILES_DIR": str(tmp_path / "kt-files"),
-                      "KT_MAX_UPLOAD_BYTES": 4096})
+                      "KT_MAX_UPLOAD_BYTES": 4096, "MAX_CONTENT_LENGTH": 65536})
     yield app
     holder = app.extensions["knowledgetree"]
     holder.store.drop_all()

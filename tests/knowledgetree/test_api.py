@@ -299,6 +299,19 @@ def test_export_wipe_import_round_trip(client: FlaskClient, as_user: Headers,
     assert ok(client.get("/api/admin/counts", headers=admin))["articles"] == 5
 
 
+def test_an_import_may_be_larger_than_other_requests(client: FlaskClient,
+                                                     as_user: Headers) -> None:
+    admin = as_user("admin")
+    limit = client.application.config["MAX_CONTENT_LENGTH"]
+    assert limit == 4096 + 2**20  # raised from 64 KiB to fit the largest upload
+    body = "x" * (limit + 1)
+    refused(client.post("/api/items", headers=admin,
+                        json={"parent_id": "root", "name": "Big", "content": body}), 413)
+    items = [{"name": "Big", "content": body}]
+    assert ok(client.post("/api/import", headers=admin, json={"items": items}))["created"] == 1
+    assert ok(client.get("/api/export", headers=admin))["items"][0]["content"] == body
+
+
 def test_import_names_bad_entries(client: FlaskClient, as_user: Headers) -> None:
     admin = as_user("admin")
     items = [{"name": "Good", "type": "folder", "children": [{"name": "a/b"}]}]

@@ -38,6 +38,9 @@ DEFAULTS: dict[str, Any] = {
     "KT_FILES_DIR": None,
     "KT_MAX_UPLOAD_BYTES": 25 * 1024 * 1024,
     "KT_ALLOWED_EXTENSIONS": DEFAULT_EXTENSIONS,
+    # The body of POST /api/import (a whole tree's export); every other request is limited
+    # to the largest upload.
+    "KT_MAX_IMPORT_BYTES": 256 * 1024 * 1024,
     # Context export: the budget when the caller names none, and the most one may ask for.
     "KT_CONTEXT_DEFAULT_CHARS": 60_000,
     "KT_CONTEXT_MAX_CHARS": 400_000,

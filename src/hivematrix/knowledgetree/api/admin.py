@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from apiflask import APIBlueprint
-from flask import Response, json
+from flask import Response, current_app, json, request
 
 from hivematrix.common.auth import admin_required, permission_required, service_allowed
 from hivematrix.knowledgetree import admin
@@ -22,6 +22,14 @@ from hivematrix.knowledgetree.api.schemas import (
 from hivematrix.knowledgetree.items import KnowledgeError
 
 bp = APIBlueprint("knowledgetree_admin", __name__, tag="Admin")
+
+
+@bp.before_request
+def larger_body_for_imports() -> None:
+    # A whole tree's export is larger than any upload; only this (admin-only) route takes it,
+    # and its body is read after the caller was checked.
+    if request.endpoint == "knowledgetree_admin.import_items":
+        request.max_content_length = int(current_app.config["KT_MAX_IMPORT_BYTES"])
 
 
 @bp.get("/api/export")
