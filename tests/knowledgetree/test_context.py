@@ -138,3 +138,12 @@ def test_bad_budgets_are_named(budget: object) -> None:
     with pytest.raises(KnowledgeError) as refused:
         context.check_budget(budget, 400_000)
     assert refused.value.field == "max_chars"
+
+
+def test_ancestry_walks_up_to_the_same_path_as_breadcrumbs(tree: KnowledgeTree) -> None:
+    ids = layout(tree)
+    for item_id in (ROOT_ID, ids["clients"], ids["printers"], ids["retention"]):
+        assert context.ancestry(tree, item_id) == tree.breadcrumbs(item_id)
+    with pytest.raises(NotFound) as missing:
+        context.ancestry(tree, "nope")
+    assert missing.value.field == "id"

@@ -168,7 +168,9 @@ def readable(knowledge: KnowledgeTree, item_id: str, field: str = "id") -> Item:
 
 
 def in_scope(knowledge: KnowledgeTree, item_id: str, scope: set[str]) -> bool:
-    return any(crumb.id in scope for crumb in knowledge.breadcrumbs(item_id))
+    from hivematrix.knowledgetree.context import ancestry
+
+    return any(crumb.id in scope for crumb in ancestry(knowledge, item_id))
 
 
 def item_dict(item: Item, *, content: bool = True) -> dict[str, Any]:

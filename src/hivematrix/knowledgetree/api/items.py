@@ -34,6 +34,7 @@ from hivematrix.knowledgetree.api.schemas import (
     MoveIn,
     RevisionOut,
 )
+from hivematrix.knowledgetree.context import ancestry
 from hivematrix.knowledgetree.items import FolderNode, NameTaken
 
 bp = APIBlueprint("knowledgetree_items", __name__, tag="Items")
@@ -138,7 +139,7 @@ def children(item_id: str) -> Any:
 def breadcrumbs(item_id: str) -> Any:
     knowledge = tree()
     readable(knowledge, item_id)
-    return [{"id": crumb.id, "name": crumb.name} for crumb in knowledge.breadcrumbs(item_id)]
+    return [{"id": crumb.id, "name": crumb.name} for crumb in ancestry(knowledge, item_id)]
 
 
 @bp.post("/api/items/<item_id>/move")
