@@ -7,8 +7,10 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import select, text, update
 
 from hivematrix.codex import bulk
 from hivematrix.codex.models import (
@@ -22,6 +24,9 @@ from hivematrix.codex.models import (
     TimeEntry,
 )
 from hivematrix.common.db import Database, utcnow
+
+#: Slices are PostgreSQL's: the SQLite build is one pass in Python.
+POSTGRESQL_ONLY = pytest.mark.parametrize("codex_db_url", ["postgresql"], indirect=True)
 
 
 def seed(database: Database) -> None:
@@ -102,6 +107,52 @@ def test_postgresql_builds_exactly_the_same_document(codex_db: Database) -> None
             built = json.loads(bulk.companies_bulk_json(session, include_tickets=include,
                                                         year=year))
         assert built == json.loads(json.dumps(expected)), (include, year)
+
+
+@POSTGRESQL_ONLY
+def test_postgresql_slices_on_several_connections_agree(codex_db: Database) -> None:
+    """Each company built by its own connection (one slice each), all in the exported
+    snapshot: the same items in the same order as one query, each on one line."""
+    seed(codex_db)
+    for include, year in ((True, 2026), (True, None), (False, None)):
+        with codex_db.transaction() as session:
+            whole = list(bulk.companies_bulk_lines(session, include_tickets=include, year=year))
+            sliced = list(bulk.companies_bulk_lines(session, include_tickets=include, year=year,
+                                                    workers=2, min_slice=1))
+        assert len(whole) == 2 and all(b"\n" not in line for line in sliced)
+        assert [json.loads(line) for line in sliced] == [json.loads(line) for line in whole]
+
+
+@POSTGRESQL_ONLY
+def test_postgresql_slices_read_one_snapshot(codex_db: Database) -> None:
+    """A slice that starts after another transaction renamed a company still reads the
+    snapshot the bulk read began with (slices start as workers free up)."""
+    seed(codex_db)
+    sql, params = bulk._pg_bulk_query(include_tickets=False, year=None)
+    with codex_db.transaction() as session:
+        ids = list(session.scalars(select(Company.id).where(Company.archived_at.is_(None))))
+        snapshot = session.execute(text("SELECT pg_export_snapshot()")).scalar_one()
+        with codex_db.transaction() as other:
+            other.execute(update(Company).values(name=Company.name + " (renamed)"))
+        rows = bulk._build_slice(codex_db.engine, snapshot, sql, {**params, "ids": ids})
+    names = [json.loads(row)["company"]["name"] for row in rows]
+    assert len(names) == 2 and not any(name.endswith("(renamed)") for name in names)
+    with pytest.raises(ValueError):
+        bulk._build_slice(codex_db.engine, "1'; DROP TABLE codex_companies; --", sql, params)
+
+
+def test_bulk_endpoint_streams_json_or_ndjson(codex_app: Flask, codex_client: FlaskClient,
+                                             as_service: Callable[[str], dict[str, str]]) -> None:
+    seed(codex_app.extensions["hivematrix.db"])
+    headers = as_service("ledger")
+    array = codex_client.get("/api/companies/bulk?include_tickets=true", headers=headers)
+    assert array.is_streamed and array.mimetype == "application/json"
+    lines = codex_client.get("/api/companies/bulk?include_tickets=true&format=ndjson",
+                             headers=headers)
+    assert lines.mimetype == "application/x-ndjson"
+    assert [json.loads(line) for line in lines.get_data().splitlines()] == array.get_json()
+    refused = codex_client.get("/api/companies/bulk?format=xml", headers=headers)
+    assert refused.status_code == 400 and "format" in refused.get_json()["errors"]["query"]
 
 
 def test_bulk_endpoint_permissions(codex_app: Flask, codex_client: FlaskClient,

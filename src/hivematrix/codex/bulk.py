@@ -1,14 +1,17 @@
 """The big reads: everything Ledger needs for all companies, and the ticket wall's feed.
 
 Both are read with column queries (no ORM objects: tens of thousands of rows) grouped in
-Python by company, and the bulk answer is encoded with orjson. Each is one query per table,
-never one per company.
+Python by company; each is one query per table, never one per company. On PostgreSQL the
+database builds the bulk document itself, in slices on several connections that share one
+snapshot, and the answer is streamed company by company as the slices finish.
 """
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
@@ -120,17 +123,18 @@ assets AS (
     'billing_type_unmapped', a.billing_type_unmapped, 'operating_system', a.operating_system,
     'backup_bytes', a.backup_bytes, 'online', a.online, 'last_seen', a.last_seen,
     'source', a.source) ORDER BY a.id) AS items
-  FROM codex_assets a WHERE a.retired_at IS NULL GROUP BY a.company_id),
+  FROM codex_assets a WHERE a.retired_at IS NULL AND a.company_id = ANY(%(ids)s)
+  GROUP BY a.company_id),
 contacts AS (
   SELECT r.company_id, json_agg(json_build_object(
     'id', k.id, 'name', k.name, 'email', k.email, 'title', k.title, 'active', k.active,
     'vip', k.vip, 'role', r.role) ORDER BY k.name, k.id, r.role) AS items
   FROM codex_contact_roles r JOIN codex_contacts k ON k.id = r.contact_id
-  GROUP BY r.company_id),
+  WHERE r.company_id = ANY(%(ids)s) GROUP BY r.company_id),
 locations AS (
   SELECT l.company_id, json_agg(json_build_object(
     'id', l.id, 'name', l.name, 'address', l.address, 'phone', l.phone) ORDER BY l.id) AS items
-  FROM codex_locations l GROUP BY l.company_id)
+  FROM codex_locations l WHERE l.company_id = ANY(%(ids)s) GROUP BY l.company_id)
 {ticket_ctes}
 SELECT json_build_object(
   'company', json_build_object(
@@ -151,12 +155,12 @@ LEFT JOIN assets a ON a.company_id = c.id
 LEFT JOIN contacts k ON k.company_id = c.id
 LEFT JOIN locations l ON l.company_id = c.id
 {ticket_join}
-WHERE c.archived_at IS NULL {only}
+WHERE c.id = ANY(%(ids)s)
 ORDER BY c.account_number
 """
 _PG_TICKET_CTES = """,
 selected AS (
-  SELECT t.id FROM codex_tickets t WHERE t.company_id IS NOT NULL {period}),
+  SELECT t.id FROM codex_tickets t WHERE t.company_id = ANY(%(ids)s) {period}),
 entries AS (
   SELECT e.ticket_id, json_agg(json_build_object(
     'id', e.external_id, 'hours', e.hours::text, 'billable', e.billable,
@@ -172,40 +176,129 @@ tickets AS (
   FROM codex_tickets t JOIN selected s ON s.id = t.id
   LEFT JOIN entries en ON en.ticket_id = t.id GROUP BY t.company_id)"""
 #: The year rule of :func:`_touches_year`, in SQL.
-_PG_PERIOD = """AND ((t.created_at >= :start AND t.created_at < :end)
-    OR (t.updated_at >= :start AND t.updated_at < :end)
-    OR (t.closed_at >= :start AND t.closed_at < :end)
+_PG_PERIOD = """AND ((t.created_at >= %(start)s AND t.created_at < %(end)s)
+    OR (t.updated_at >= %(start)s AND t.updated_at < %(end)s)
+    OR (t.closed_at >= %(start)s AND t.closed_at < %(end)s)
     OR t.id IN (SELECT e.ticket_id FROM codex_time_entries e
-                WHERE e.executed_at >= :start AND e.executed_at < :end))"""
+                WHERE e.executed_at >= %(start)s AND e.executed_at < %(end)s))"""
 
 
 def companies_bulk_json(session: Session, *, include_tickets: bool, year: int | None,
                         account_numbers: Iterable[str] | None = None) -> bytes:
-    """:func:`companies_bulk` as encoded JSON; built by PostgreSQL when that is the database."""
+    """:func:`companies_bulk` as one encoded JSON array (see :func:`companies_bulk_lines`)."""
+    return b"[" + b",".join(companies_bulk_lines(
+        session, include_tickets=include_tickets, year=year,
+        account_numbers=account_numbers)) + b"]"
+
+
+def companies_bulk_lines(session: Session, *, include_tickets: bool, year: int | None,
+                         account_numbers: Iterable[str] | None = None,
+                         workers: int = 1, min_slice: int | None = None) -> Iterator[bytes]:
+    """Each company's item of :func:`companies_bulk` as one line of JSON (no newline inside),
+    in account-number order, produced as it is built so the caller can send it at once.
+
+    On PostgreSQL the database builds the items; with ``workers`` > 1 it builds slices of
+    the companies on that many connections at once, all reading the snapshot of ``session``
+    (exported and imported, as ``pg_dump --jobs`` does), so the slices agree with each other.
+    """
     if session.get_bind().dialect.name != "postgresql":
         import orjson
 
-        return orjson.dumps(companies_bulk(session, include_tickets=include_tickets, year=year,
-                                           account_numbers=account_numbers))
+        for item in companies_bulk(session, include_tickets=include_tickets, year=year,
+                                   account_numbers=account_numbers):
+            yield orjson.dumps(item)
+        return
+    query = select(Company.id).where(Company.archived_at.is_(None)).order_by(
+        Company.account_number)
+    if account_numbers is not None:
+        query = query.where(Company.account_number.in_(list(account_numbers)))
+    ids = list(session.scalars(query))
+    if not ids:
+        return
+    sql, params = _pg_bulk_query(include_tickets, year)
+    slices = _slices(ids, workers, MIN_SLICE if min_slice is None else min_slice)
+    if len(slices) == 1:
+        connection: Any = session.connection().connection.driver_connection
+        _tune(connection)
+        for (row,) in connection.execute(sql, {**params, "ids": ids}):
+            yield _one_line(row)
+        return
+    snapshot = session.execute(text("SELECT pg_export_snapshot()")).scalar_one()
+    engine = session.get_bind()
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="codex-bulk") as pool:
+        futures = [pool.submit(_build_slice, engine, snapshot, sql, {**params, "ids": part})
+                   for part in slices]
+        try:
+            for future in futures:  # in order: the slices are consecutive account numbers
+                for row in future.result():
+                    yield _one_line(row)
+        finally:
+            for future in futures:
+                future.cancel()
+
+
+#: Companies per slice at least: below that, a connection costs more than it saves.
+MIN_SLICE = 50
+
+
+def _slices(ids: list[int], workers: int, min_slice: int) -> list[list[int]]:
+    """Consecutive slices, a few per worker so the first ones are sent while later ones build."""
+    count = max(1, min(workers * 4, len(ids) // max(1, min_slice))) if workers > 1 else 1
+    size = -(-len(ids) // count)
+    return [ids[index:index + size] for index in range(0, len(ids), size)]
+
+
+def _one_line(row: str) -> bytes:
+    # A raw newline in JSON text can only be whitespace between tokens (inside strings it is
+    # escaped), and json_agg puts some there: dropping them keeps one company per line.
+    return row.replace("\n", "").encode()
+
+
+def _pg_bulk_query(include_tickets: bool, year: int | None) -> tuple[str, dict[str, Any]]:
     params: dict[str, Any] = {}
     period = ""
     if year is not None:
         period = _PG_PERIOD
         params |= {"start": datetime(year, 1, 1, tzinfo=UTC),
                    "end": datetime(year + 1, 1, 1, tzinfo=UTC)}
-    only = ""
-    if account_numbers is not None:
-        only = "AND c.account_number = ANY(:numbers)"
-        params["numbers"] = list(account_numbers)
     sql = _PG_BULK.format(
         ticket_ctes=_PG_TICKET_CTES.format(period=period) if include_tickets else "",
         ticket_field=",\n  'tickets', COALESCE(t.items, '[]'::json)" if include_tickets else "",
-        ticket_join="LEFT JOIN tickets t ON t.company_id = c.id" if include_tickets else "",
-        only=only)
-    # Timestamps come out in the session's zone: UTC, as everywhere else in the API.
-    session.execute(text("SET LOCAL TIME ZONE 'UTC'"))
-    rows = session.execute(text(sql), params).scalars()
-    return b"[" + b",".join(row.encode() for row in rows) + b"]"
+        ticket_join="LEFT JOIN tickets t ON t.company_id = c.id" if include_tickets else "")
+    return sql, params
+
+
+def _tune(connection: Any) -> None:
+    """Settings for this transaction only: timestamps in UTC (as everywhere in the API), no
+    JIT (compiling this query costs more than it saves) and enough memory for its sorts."""
+    for statement in ("SET LOCAL TIME ZONE 'UTC'", "SET LOCAL jit = off",
+                      "SET LOCAL work_mem = '64MB'"):
+        connection.execute(statement)
+
+
+def _build_slice(engine: Any, snapshot: str, sql: str, params: dict[str, Any]) -> list[str]:
+    """One slice's rows on a pooled connection of its own, in ``snapshot``."""
+    if not _SNAPSHOT_ID.fullmatch(snapshot):  # SET TRANSACTION SNAPSHOT takes no parameter
+        raise ValueError(f"unexpected snapshot id {snapshot!r}")
+    raw = engine.raw_connection()
+    try:
+        connection = raw.driver_connection
+        connection.rollback()
+        connection.autocommit = True
+        try:
+            connection.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            connection.execute(f"SET TRANSACTION SNAPSHOT '{snapshot}'")
+            _tune(connection)
+            rows = [row[0] for row in connection.execute(sql, params)]
+            connection.execute("ROLLBACK")
+        finally:
+            connection.autocommit = False
+        return rows
+    finally:
+        raw.close()
+
+
+_SNAPSHOT_ID = re.compile(r"[0-9A-F]+-[0-9A-F]+(-[0-9]+)?")
 
 
 def _touches_year(year: int) -> Any:

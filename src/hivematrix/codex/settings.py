@@ -21,6 +21,9 @@ DEFAULTS: dict[str, Any] = {
     "CODEX_WRITE_BACK_ACCOUNT_NUMBERS": True,
     "CODEX_HTTP_TIMEOUT_SECONDS": 30.0,
     "CODEX_HTTP_RETRIES": 5,
+    # Database connections that build the bulk read's slices at once (PostgreSQL); 1 = one
+    # query. More than the database server's cores gains nothing.
+    "CODEX_BULK_WORKERS": 2,
     # Scheduled syncs (minutes between runs; 0 = off); run once per deployment, see scheduler.py.
     "CODEX_SCHEDULER": True,
     "CODEX_SCHEDULE_TICKETS_MINUTES": 5,

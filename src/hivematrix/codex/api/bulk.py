@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import orjson
 from apiflask import APIBlueprint
-from flask import Response, request
+from flask import Response, current_app, request, stream_with_context
+from sqlalchemy.orm import Session
 from werkzeug.exceptions import Forbidden
 
 from hivematrix.codex import access, bulk
 from hivematrix.codex.api import query_args, refusals
-from hivematrix.codex.listing import boolean, integer
+from hivematrix.codex.listing import BadQuery, boolean, integer
 from hivematrix.common.auth import service_allowed, token_required
 from hivematrix.common.db import get_session, utcnow
 
@@ -28,8 +30,9 @@ def _json(data: Any) -> Response:
                     "integer `backup_bytes`), `contacts` (with `active`), `locations`, and "
                     "with `include_tickets=true` the `tickets` (with `time_entries`) created "
                     "in `year`; `account_number` (repeatable or comma-separated) narrows "
-                    "it to those companies. Archived companies are left out. Staff and the Ledger, "
-                    "Brainhair and Helm services.")
+                    "it to those companies. Archived companies are left out. `format=ndjson` "
+                    "sends one company per line instead of one array. The answer is streamed "
+                    "as it is built. Staff and the Ledger, Brainhair and Helm services.")
 @token_required
 @service_allowed("ledger", "brainhair", "helm")
 @refusals
@@ -43,9 +46,35 @@ def companies_bulk() -> Any:
     numbers: list[str] | None = asked or None
     if account is not None:  # a client user: their own company, whatever was asked
         numbers = [account] if not asked or account in asked else []
-    return Response(bulk.companies_bulk_json(get_session(), include_tickets=include, year=year,
-                                             account_numbers=numbers),
+    kind = args.get("format", "json")
+    if kind not in ("json", "ndjson"):
+        raise BadQuery("format", "must be json or ndjson")
+    session = get_session()
+    lines = bulk.companies_bulk_lines(session, include_tickets=include, year=year,
+                                      account_numbers=numbers,
+                                      workers=int(current_app.config["CODEX_BULK_WORKERS"]))
+    # Sent as it is built: the receiver reads the first companies while later ones build.
+    if kind == "ndjson":
+        return Response(stream_with_context(_released(session, (line + b"\n" for line in lines))),
+                        mimetype="application/x-ndjson")
+    return Response(stream_with_context(_released(session, _array(lines))),
                     mimetype="application/json")
+
+
+def _array(lines: Iterator[bytes]) -> Iterator[bytes]:
+    yield b"["
+    for index, line in enumerate(lines):
+        yield b"," + line if index else line
+    yield b"]"
+
+
+def _released(session: Session, chunks: Iterator[bytes]) -> Iterator[bytes]:
+    """``chunks``, then ``session`` is closed. The request's own teardown has run by then
+    (the body is sent after the view returns), so it would not close this session."""
+    try:
+        yield from chunks
+    finally:
+        session.close()
 
 
 @bp.get("/api/tickets/active")
