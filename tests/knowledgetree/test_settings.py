@@ -4,15 +4,17 @@ whose graph is unreachable: created without touching it, unhealthy, 503 on the A
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from hivematrix.common.config import SettingsError
+from hivematrix.common.config import SettingsError, load_settings
 from hivematrix.common.testing import free_port
-from hivematrix.knowledgetree import SERVICE, create_app
+from hivematrix.knowledgetree import SERVICE, create_app, scheduler
 from hivematrix.knowledgetree.settings import (
+    DEFAULTS,
     allowed_extensions,
     files_dir,
     graph_target,
@@ -91,3 +93,36 @@ def test_unreachable_graph(service_settings: dict[str, Any], as_user: Headers,
     body = refused(client.get("/api/items/root", headers=as_user("admin")), 503)
     assert "unavailable" in body["detail"]
     assert SERVICE.port == 5020 and SERVICE.factory == "hivematrix.knowledgetree:create_app"
+
+
+def test_scheduler_settings_come_from_the_environment(tmp_path: Path) -> None:
+    environ = {"HIVEMATRIX_HOME": str(tmp_path), "KT_SCHEDULER": "false",
+               "KNOWLEDGETREE_KT_SYNC_SCHEDULE_MINUTES": "15",
+               "KT_SYNC_LEASE_SECONDS": "90"}
+    settings = load_settings("knowledgetree", defaults=DEFAULTS, environ=environ)
+    # Typed like their defaults: "false" is False, not a truthy string.
+    assert settings["KT_SCHEDULER"] is False
+    assert settings["KT_SYNC_SCHEDULE_MINUTES"] == 15
+    assert settings["KT_SYNC_LEASE_SECONDS"] == 90.0
+    assert scheduler.interval(settings) == timedelta(minutes=15)
+    unset = load_settings("knowledgetree", defaults=DEFAULTS,
+                          environ={"HIVEMATRIX_HOME": str(tmp_path)})
+    assert {key: unset[key] for key in scheduler.DEFAULTS} == scheduler.DEFAULTS
+    with pytest.raises(SettingsError, match="KT_SCHEDULER"):
+        load_settings("knowledgetree", defaults=DEFAULTS,
+                      environ={"HIVEMATRIX_HOME": str(tmp_path), "KT_SCHEDULER": "maybe"})
+
+
+def test_kt_scheduler_false_in_the_environment_keeps_the_app_from_scheduling(
+        service_settings: dict[str, Any], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KT_SCHEDULER", "false")
+    # Not in test mode, where no scheduler ever starts: only the setting can stop it.
+    app = create_app({**service_settings, "TESTING": False,
+                      "KT_GRAPH_URL": f"falkordb://127.0.0.1:{free_port()}/kt",
+                      "KT_FILES_DIR": str(tmp_path / "files")})
+    started = app.extensions.get("knowledgetree.scheduler")
+    if started is not None:
+        started.stop()
+    assert app.config["KT_SCHEDULER"] is False
+    assert started is None

@@ -26,6 +26,9 @@ from hivematrix.common.health import Check
 from hivematrix.knowledgetree.graph import GraphError, GraphStore
 from hivematrix.knowledgetree.items import KnowledgeTree
 
+# The scheduler does not import this module, so taking its defaults here makes no cycle.
+from hivematrix.knowledgetree.scheduler import DEFAULTS as SCHEDULER_DEFAULTS
+
 #: Attachment types accepted by default (by extension; the bytes are never served inline).
 DEFAULT_EXTENSIONS = ("txt,md,log,csv,json,xml,pdf,png,jpg,jpeg,gif,doc,docx,xls,xlsx,ppt,"
                       "pptx,odt,ods,zip")
@@ -44,6 +47,9 @@ DEFAULTS: dict[str, Any] = {
     # Context export: the budget when the caller names none, and the most one may ask for.
     "KT_CONTEXT_DEFAULT_CHARS": 60_000,
     "KT_CONTEXT_MAX_CHARS": 400_000,
+    # The scheduled Codex sync (KT_SCHEDULER, KT_SYNC_*): only settings named in the defaults
+    # are read from the environment and typed.
+    **SCHEDULER_DEFAULTS,
 }
 
 FALKORDB_SCHEMES = ("falkordb", "redis")
