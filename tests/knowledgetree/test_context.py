@@ -133,6 +133,41 @@ def test_company_context_is_the_whole_subtree_in_tree_order(tree: KnowledgeTree)
     assert missing.value.field == "account_number"
 
 
+def test_company_context_leaves_archived_items_out(tree: KnowledgeTree) -> None:
+    ids = layout(tree)
+    sync = {"by": "codex-sync", "read_only": True, "source": "codex", "allow_read_only": True}
+    tickets = tree.create(ids["acme"], "Tickets", "folder", **sync,
+                          metadata={"codex_kind": "tickets", "codex_id": ""})
+    tree.create(tickets.id, "#102 Printer offline", "article", **sync,
+                content="Status: open", metadata={"codex_kind": "ticket", "codex_id": "102"})
+    # As the sync files them: its Archived folder is found by its marker, and here had to
+    # take another name because a person's folder already holds "Archived".
+    archive = tree.create(ids["acme"], "Archived (Codex)", "folder", **sync,
+                          metadata={"codex_kind": "archive", "codex_id": ""})
+    tree.create(archive.id, "#101 Server slow", "article", **sync, content="Status: closed",
+                metadata={"codex_kind": "ticket", "codex_id": "101"})
+    old_assets = tree.create(archive.id, "Assets", "folder", by=BY)
+    tree.create(old_assets.id, "Old server", "article", by=BY, content="Retired in 2019.")
+    mine = tree.create(ids["acme"], "Archived", "folder", by=BY)
+    tree.create(mine.id, "Old VPN", "article", by=BY, content="Replaced by WireGuard.")
+    # A folder merely mentioning the word is not an archive.
+    notes = tree.create(ids["acme"], "Archived notes 2024", "folder", by=BY)
+    tree.create(notes.id, "Kept", "article", by=BY, content="Still true.")
+
+    built = context.company_context(tree, "620547", budget=100_000)
+    for stale in ("Server slow", "Status: closed", "Old server", "Retired", "Old VPN",
+                  "WireGuard"):
+        assert stale not in built.markdown
+    assert "## Tickets / #102 Printer offline" in built.markdown
+    assert "## Archived notes 2024 / Kept" in built.markdown
+    assert [s.name for s in built.sources] == [
+        "Printers", "Wifi", "Kept", "#102 Printer offline"]
+    assert not built.truncated
+    # The item context around an archived ticket is a different export: still reachable.
+    around = context.item_context(tree, archive.id, budget=100_000)
+    assert around.markdown.count("#101 Server slow") == 1
+
+
 @pytest.mark.parametrize("budget", [0, -1, "10", True, 10**9])
 def test_bad_budgets_are_named(budget: object) -> None:
     with pytest.raises(KnowledgeError) as refused:

@@ -11,7 +11,9 @@ flagged ``truncated``.
 For a company (:func:`company_context`): every article under the folder(s) whose
 ``account_number`` is that company's — its synced contacts, assets and tickets and what people
 filed beside them — in tree order (a folder's own articles before its subfolders), each with
-its path and source id.
+its path and source id. Archived folders are left out with everything in them (the sync's
+``Archived`` folder of assets and tickets gone from Codex, whatever its name, and any folder
+called ``Archived``), so the assistant is not fed what is no longer true.
 
 Plain Python over :class:`~hivematrix.knowledgetree.items.KnowledgeTree`; no Flask.
 """
@@ -34,6 +36,7 @@ from hivematrix.knowledgetree.items import (
     name_key,
     plain_text,
 )
+from hivematrix.knowledgetree.sync import ARCHIVED, marker_of
 
 #: Company folders are found by account number (every client user's request does): indexed.
 ACCOUNT_SCHEMA = Schema(label="ContextItem", indexed=("account_number",))
@@ -265,11 +268,26 @@ def _subtree(tree: KnowledgeTree, top_id: str) -> dict[str, list[Item]]:
     return by_parent
 
 
+#: The sync's marker (``codex_kind``) of a company's folder of things gone from Codex.
+ARCHIVE_KIND = "archive"
+
+
+def is_archived(item: Item) -> bool:
+    """An archive folder: the sync's (found by its marker, as it may have had to take another
+    name) or one a person named ``Archived``."""
+    if not item.is_folder:
+        return False
+    marker = marker_of(item)
+    return (marker is not None and marker[0] == ARCHIVE_KIND) or (
+        name_key(item.name) == name_key(ARCHIVED))
+
+
 def _walk(by_parent: dict[str, list[Item]], folder_id: str, trail: list[str],
           excluded: set[str]) -> Iterable[tuple[list[str], Item]]:
-    """Articles in tree order: a folder's own articles (by name), then each subfolder."""
+    """Articles in tree order: a folder's own articles (by name), then each subfolder; archive
+    folders are not entered."""
     for child in by_parent.get(folder_id, []):
-        if child.id in excluded:
+        if child.id in excluded or is_archived(child):
             continue
         if child.type == "article":
             yield trail, child
