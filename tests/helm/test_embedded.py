@@ -191,7 +191,8 @@ def test_falkordb_not_started_unless_configured(hm_home: Path, fake_core: FakeCo
         refused = cli(env, "start", "falkordb")
         assert refused.returncode == 2
         assert "falkordb is not configured" in refused.stderr
-        assert not (hm_home / "knowledgetree").exists()
+        # (knowledgetree/instance is there, like every installed service's; no graph data)
+        assert not (hm_home / embedded.DATA_FOLDER).exists()
         assert "graph" not in json.loads(
             (hm_home / "configs" / "master_config.json").read_text()).get("databases", {})
     finally:
@@ -246,6 +247,29 @@ def test_a_service_that_needs_falkordb_gets_it_configured(hm_home: Path) -> None
     again = embedded.falkordb(hm_home, needs_graph)
     assert again is not None and again.password == first.password  # generated once
     assert embedded.falkordb(hm_home, {}) is not None  # now configured in its own right
+
+
+def test_a_disabled_service_does_not_get_falkordb_started(hm_home: Path) -> None:
+    needs_graph = {"kb": ServiceSpec(name="kb", factory="kb:create_app", port=5999, title="KB",
+                                     depends_on=("falkordb",))}
+    (hm_home / "apps_registry.json").write_text(json.dumps(
+        {"services": {"kb": {"port": 5999, "enabled": False, "depends_on": ["falkordb"]}}}))
+    assert embedded.enabled_specs(hm_home, needs_graph) == {}
+    assert embedded.configured(hm_home, needs_graph) == {}
+    assert embedded.shown(hm_home, needs_graph) == {}
+    assert "graph" not in configs.load(hm_home).get("databases", {})  # nothing written
+    # Enabled again, its need counts (and the section is written on the first start).
+    (hm_home / "apps_registry.json").write_text(json.dumps(
+        {"services": {"kb": {"port": 5999, "enabled": True, "depends_on": ["falkordb"]}}}))
+    assert list(embedded.configured(hm_home, needs_graph, prepare=False)) == ["falkordb"]
+    assert "graph" not in configs.load(hm_home).get("databases", {})  # not without prepare
+
+
+def test_an_unreadable_registry_is_a_config_error(hm_home: Path) -> None:
+    (hm_home / "apps_registry.json").write_text("{not json")
+    with pytest.raises(configs.ConfigError, match=r"apps_registry\.json"):
+        embedded.configured(hm_home, {}, prepare=False)
+    assert embedded.shown(hm_home, {}) == {}
 
 
 def test_dumps_being_written_are_not_backed_up() -> None:

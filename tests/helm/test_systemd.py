@@ -152,8 +152,13 @@ def test_systemd_install_command(hm_home: Path, tmp_path: Path) -> None:
                                   "--user", "hivematrix"], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     assert "systemctl daemon-reload && systemctl enable --now hivematrix.target" in result.output
+    # Every service is enabled by default, KnowledgeTree among them, and it needs the
+    # embedded FalkorDB: that gets a unit too.
+    services = discover_services()
+    assert "falkordb" in services["knowledgetree"].depends_on
     assert sorted(path.name for path in output.iterdir()) == sorted(
-        [f"hivematrix-{name}.service" for name in discover_services()] + ["hivematrix.target"])
+        [f"hivematrix-{name}.service" for name in [*services, "falkordb"]]
+        + ["hivematrix.target"])
     template = (output / "hivematrix-template.service").read_text()
     assert f"ExecStart={sys.executable} -m hivematrix.cli run template" in template or \
         f'ExecStart="{sys.executable}" -m hivematrix.cli run template' in template
@@ -167,6 +172,15 @@ def test_systemd_install_command(hm_home: Path, tmp_path: Path) -> None:
     again = runner.invoke(main, ["systemd", "install", "--output", str(output)])
     assert again.exit_code == 0 and "stale" in again.output
     assert "template" not in (output / "hivematrix.target").read_text()
+    assert "hivematrix-falkordb.service" in (output / "hivematrix.target").read_text()
+
+    # With KnowledgeTree disabled nothing needs FalkorDB: out of the target as well.
+    registry["services"]["knowledgetree"]["enabled"] = False
+    (hm_home / "apps_registry.json").write_text(json.dumps(registry))
+    third = runner.invoke(main, ["systemd", "install", "--output", str(output)])
+    assert third.exit_code == 0, third.output
+    target = (output / "hivematrix.target").read_text()
+    assert "knowledgetree" not in target and "falkordb" not in target
 
 
 def test_a_configured_falkordb_gets_a_unit_before_what_needs_it(hm_home: Path,

@@ -20,8 +20,9 @@ When it runs
 ``backend`` is ``falkordb`` (or ``neo4j``, which Helm never runs); ``embedded`` defaults to true
 for FalkorDB (false: a FalkorDB run elsewhere, which Helm leaves alone); ``port`` defaults to
 :data:`DEFAULT_PORT`; ``password`` is generated on first start. Without a ``databases.graph``
-section the embedded FalkorDB runs only when an installed service lists ``falkordb`` in its
-``depends_on`` (the section is then written, so the choice is visible and can be changed).
+section the embedded FalkorDB runs only when an installed service that is not disabled in
+``apps_registry.json`` lists ``falkordb`` in its ``depends_on`` (the section is then written, so
+the choice is visible and can be changed).
 
 How it runs
 -----------
@@ -53,7 +54,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from hivematrix.common.registry import ServiceSpec
-from hivematrix.helm import configs
+from hivematrix.helm import apps, configs
 from hivematrix.helm.supervisor import run_dir
 
 FALKORDB = "falkordb"
@@ -116,8 +117,21 @@ def graph_settings(config: Mapping[str, Any]) -> GraphSettings:
     return GraphSettings(backend=backend, embedded=embedded, port=port, password=password)
 
 
+def enabled_specs(home: Path, specs: Mapping[str, ServiceSpec]) -> dict[str, ServiceSpec]:
+    """The installed services whose needs count: all but those disabled in apps_registry.json.
+
+    A service the registry does not list yet counts, since the next sync adds it enabled.
+
+    :raises ValueError: apps_registry.json cannot be read.
+    """
+    registry = apps.Registry.load(home)
+    return {name: spec for name, spec in specs.items()
+            if (entry := registry.services.get(name)) is None or entry.enabled}
+
+
 def falkordb_wanted(config: Mapping[str, Any], specs: Mapping[str, ServiceSpec]) -> bool:
-    """Whether Helm runs FalkorDB: configured so, or (nothing configured) a service needs it."""
+    """Whether Helm runs FalkorDB: configured so, or (nothing configured) one of ``specs``
+    needs it; callers pass :func:`enabled_specs`, so a disabled service's needs do not count."""
     settings = graph_settings(config)
     if settings.backend is None:
         return any(FALKORDB in spec.depends_on for spec in specs.values())
@@ -250,11 +264,16 @@ def falkordb(home: Path, specs: Mapping[str, ServiceSpec], *,
     password is generated and saved in master_config.json (mode 0600, its previous version
     kept, like the databases' passwords); without, a missing password stays empty.
 
-    :raises configs.ConfigError: ``databases.graph`` is not acceptable.
+    :raises configs.ConfigError: ``databases.graph`` is not acceptable, or apps_registry.json
+        cannot be read.
     :raises EmbeddedError: (``prepare``) the binaries are missing.
     """
     config = configs.load(home)
-    if not falkordb_wanted(config, specs):
+    try:
+        needing = enabled_specs(home, specs)
+    except ValueError as exc:  # callers report ConfigErrors to the operator
+        raise configs.ConfigError(str(exc)) from exc
+    if not falkordb_wanted(config, needing):
         return None
     settings = graph_settings(config)
     password = settings.password
@@ -283,8 +302,9 @@ def shown(home: Path, specs: Mapping[str, ServiceSpec]) -> dict[str, FalkorDB]:
 
     try:
         config = configs.load(home)
-        settings, wanted = graph_settings(config), falkordb_wanted(config, specs)
-    except configs.ConfigError:
+        settings = graph_settings(config)
+        wanted = falkordb_wanted(config, enabled_specs(home, specs))
+    except ValueError:  # a ConfigError, or an unreadable apps_registry.json
         settings, wanted = GraphSettings(None, False, DEFAULT_PORT, None), False
     if not wanted and supervisor_pid(home, FALKORDB) is None:
         return {}
