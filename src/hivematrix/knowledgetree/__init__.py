@@ -3,7 +3,8 @@ context for the assistant, Codex sync).
 
 :mod:`.graph` is the graph-store port (FalkorDB and Neo4j adapters), :mod:`.items` the model
 and its invariants, :mod:`.context` the budgeted context for the assistant, :mod:`.admin` wipe
-and import checks, :mod:`.settings` where the graph is; the JSON API is in :mod:`.api`.
+and import checks, :mod:`.settings` where the graph is; the JSON API is in :mod:`.api`, the
+pages in :mod:`.pages` (articles rendered safely by :mod:`.render`).
 
 The app's tree: ``app.extensions["knowledgetree"]`` is a :class:`.settings.TreeHolder`;
 ``holder.tree()`` opens the store and ensures the schema on first use (views call
@@ -44,10 +45,11 @@ def create_app(settings: Mapping[str, Any] | None = None, *,
         cannot be used.
     """
     from hivematrix.knowledgetree.api import blueprints
+    from hivematrix.knowledgetree.pages import bp as pages
     from hivematrix.knowledgetree.settings import DEFAULTS, TreeHolder
 
     app = create_service_app(SERVICE.name, settings, title="HiveMatrix KnowledgeTree",
-                             blueprints=[*blueprints(), *extra_blueprints],
+                             blueprints=[*blueprints(), pages, *extra_blueprints],
                              defaults=DEFAULTS, database=False)
     # Room for the multipart framing around the largest upload, so the upload view (not the
     # request parser) refuses an oversized file, naming the field.

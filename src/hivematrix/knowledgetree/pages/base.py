@@ -1,0 +1,80 @@
+"""What every KnowledgeTree page shares: the blueprint, who may do what, rendering.
+
+Who may do what is the API's (:mod:`hivematrix.knowledgetree.api`): admins and technicians
+write, billing reads, client users read their company's subtree only (404 elsewhere), the admin
+page is for admins. The model refuses read-only (synced) items whatever a page offers.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from apiflask import APIBlueprint
+from flask import current_app, g, render_template, request
+
+from hivematrix.knowledgetree.api import WRITERS, client_folders, permission_level, tree
+from hivematrix.knowledgetree.items import Item, KnowledgeTree
+from hivematrix.knowledgetree.pages import logic
+
+bp = APIBlueprint("knowledgetree_pages", __name__, enable_openapi=False)
+
+#: Form fields for an article's content are at most this long (a whole-tree import aside,
+#: nothing a person types is bigger).
+MAX_CONTENT = 2_000_000
+
+
+def level() -> str:
+    return permission_level() or ""
+
+
+def can_write() -> bool:
+    return level() in WRITERS
+
+
+def editable(item: Item) -> bool:
+    """Edit controls are offered for this item (the model decides anyway)."""
+    return can_write() and not item.read_only and item.type != "root"
+
+
+def subject() -> str:
+    user: dict[str, Any] = getattr(g, "user", None) or {}
+    return str(user.get("sub") or "")
+
+
+def view(knowledge: KnowledgeTree) -> str:
+    return logic.saved_view(knowledge.store, subject())
+
+
+def render(template: str, status: int = 200, **context: Any) -> tuple[str, int]:
+    """A page, with what the navigation and the permission checks in templates need."""
+    page = render_template(template, user=g.user, level=level(), can_write=can_write(),
+                           is_admin=level() == "admin", **context)
+    return page, status
+
+
+def scope(knowledge: KnowledgeTree) -> set[str] | None:
+    return client_folders(knowledge)
+
+
+def folder_tree(knowledge: KnowledgeTree) -> Any:
+    """The folder tree this user may see (a client's: the path to their company's folder)."""
+    top = knowledge.folder_tree()
+    found = scope(knowledge)
+    if found is None:
+        return top
+    return logic.pruned(top, found)
+
+
+def form_text(name: str, limit: int = 255) -> str:
+    value = request.form.get(name, "")
+    return value[:limit] if limit else value
+
+
+def pending_imports() -> logic.PendingImports:
+    folder = current_app.config.get("KT_PENDING_IMPORTS_DIR")
+    return logic.PendingImports(Path(folder) if folder else None)
+
+
+def knowledge() -> KnowledgeTree:
+    return tree()

@@ -1,0 +1,451 @@
+"""KnowledgeTree's pages through Flask's client against the real FalkorDB: every page per role,
+wrong roles refused, CSRF, read-only items without edit forms (and refused anyway), a client
+user confined to their company, the editor, attachments, revisions, context, admin."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from hivematrix.knowledgetree.items import ROOT_ID, KnowledgeTree
+from hivematrix.knowledgetree.pages import logic
+from tests.knowledgetree.apiapp import (  # noqa: F401 - the fixtures
+    ACME,
+    Headers,
+    client_fixture,
+    company_tree,
+    kt_app_fixture,
+    kt_fixture,
+)
+
+HTML = {"Accept": "text/html"}
+XSS = '<img src=x onerror="alert(1)">'
+
+
+@pytest.fixture
+def ids(kt: KnowledgeTree) -> dict[str, str]:
+    return company_tree(kt)
+
+
+@pytest.fixture
+def page(client: FlaskClient, as_user: Headers) -> Any:
+    """``page(level, path, **claims)``: the page as that user's browser gets it."""
+
+    def get(level: str, path: str, **claims: Any) -> Any:
+        return client.get(path, headers={**as_user(level, **claims), **HTML})
+
+    return get
+
+
+def csrf_token(client: FlaskClient, headers: dict[str, str], path: str = "/") -> str:
+    """The token a page's form carries (the session that goes with it stays in the client)."""
+    body = client.get(path, headers={**headers, **HTML}).get_data(as_text=True)
+    found = re.search(r'name="csrf_token" value="([^"]+)"', body)
+    assert found, body[:2000]
+    return found.group(1)
+
+
+def post(client: FlaskClient, headers: dict[str, str], path: str, data: dict[str, Any],
+         token_from: str = "/") -> Any:
+    token = csrf_token(client, headers, token_from)
+    return client.post(path, headers={**headers, **HTML}, data={**data, "csrf_token": token})
+
+
+def body(response: Any, status: int = 200) -> str:
+    assert response.status_code == status, (response.status_code,
+                                            response.get_data(as_text=True)[:3000])
+    text: str = response.get_data(as_text=True)
+    return text
+
+
+# ---------- reading, per role ----------
+
+@pytest.mark.parametrize("level", ["admin", "technician", "billing"])
+def test_staff_see_the_explorer_and_articles(page: Any, ids: dict[str, str], level: str) -> None:
+    home = body(page(level, "/"))
+    assert "Companies" in home and "Internal" in home
+    assert 'data-testid="folder-tree"' in home
+    notes = body(page(level, f"/items/{ids['notes']}"))
+    assert "The server room key is at reception." in notes
+    assert 'data-testid="breadcrumb"' in notes
+    for path in (f"/items/{ids['acme']}", f"/items/{ids['notes']}/context",
+                 "/search?query=server"):
+        body(page(level, path))
+
+
+def test_billing_reads_but_gets_no_write_controls_and_cannot_write(
+        client: FlaskClient, page: Any, as_user: Headers, ids: dict[str, str]) -> None:
+    notes = body(page("billing", f"/items/{ids['notes']}"))
+    assert 'data-testid="edit-link"' not in notes
+    assert 'data-testid="upload-form"' not in notes
+    folder = body(page("billing", f"/items/{ids['internal']}"))
+    assert "New article" not in folder
+    for path in (f"/items/{ids['notes']}/edit", f"/items/{ids['internal']}/new",
+                 f"/items/{ids['notes']}/move", f"/items/{ids['notes']}/delete"):
+        assert page("billing", path).status_code == 403, path
+    billing = as_user("billing")
+    refused = post(client, billing, f"/items/{ids['notes']}/edit",
+                   {"name": "Notes", "content": "changed"})
+    assert refused.status_code == 403
+
+
+def test_technicians_see_write_controls(page: Any, ids: dict[str, str]) -> None:
+    notes = body(page("technician", f"/items/{ids['notes']}"))
+    assert 'data-testid="edit-link"' in notes and 'data-testid="upload-form"' in notes
+    assert 'data-testid="rename-form"' in notes
+    for path in (f"/items/{ids['notes']}/edit", f"/items/{ids['internal']}/new?type=folder",
+                 f"/items/{ids['notes']}/move", f"/items/{ids['notes']}/delete"):
+        body(page("technician", path))
+
+
+def test_admin_page_is_for_admins_only(page: Any, ids: dict[str, str]) -> None:
+    admin = body(page("admin", "/admin"))
+    assert 'data-count="articles">4<' in admin
+    assert 'data-testid="wipe-form"' in admin
+    for level in ("technician", "billing"):
+        assert page(level, "/admin").status_code == 403, level
+    assert page("client", "/admin", account_number=ACME).status_code == 403
+    assert 'href="/admin"' in body(page("admin", "/"))
+    assert 'href="/admin"' not in body(page("technician", "/"))
+
+
+def test_anonymous_is_refused(client: FlaskClient, ids: dict[str, str]) -> None:
+    for path in ("/", f"/items/{ids['notes']}", "/search?query=x", "/admin"):
+        assert client.get(path, headers=HTML).status_code == 401, path
+
+
+# ---------- client users ----------
+
+def test_a_client_sees_only_their_company(page: Any, ids: dict[str, str]) -> None:
+    start = page("client", "/", account_number=ACME)
+    assert start.status_code == 303
+    assert start.headers["Location"].endswith(f"/items/{ids['acme']}")
+    acme = body(page("client", f"/items/{ids['acme']}", account_number=ACME))
+    assert "Contacts" in acme and "Notes" in acme
+    # Their folder tree and breadcrumb hold nothing of anyone else's.
+    assert "Beta Law" not in acme and "Internal" not in acme
+    crumbs = acme.split('data-testid="breadcrumb"', 1)[1].split("</nav>", 1)[0]
+    assert "Companies" not in crumbs
+    assert 'data-testid="edit-link"' not in acme
+    for other in (ids["beta"], ids["secret"], ids["internal"], ids["runbook"], ROOT_ID,
+                  "no-such-item"):
+        assert page("client", f"/items/{other}", account_number=ACME).status_code == 404
+        assert page("client", f"/items/{other}/context",
+                    account_number=ACME).status_code == 404
+    results = body(page("client", "/search?query=beta", account_number=ACME))
+    assert "Beta passwords" not in results
+    found = body(page("client", "/search?query=server", account_number=ACME))
+    assert "Notes" in found
+
+
+def test_a_client_without_a_company_folder_sees_nothing(page: Any, ids: dict[str, str]) -> None:
+    assert page("client", "/", account_number="999999").status_code == 404
+    assert "Escalation" not in body(page("client", "/search?query=engineer",
+                                         account_number="999999"))
+
+
+def test_a_client_cannot_write(client: FlaskClient, as_user: Headers,
+                               ids: dict[str, str]) -> None:
+    headers = as_user("client", account_number=ACME)
+    token = csrf_token(client, headers, f"/items/{ids['acme']}")
+    for path, data in ((f"/items/{ids['acme']}/new", {"name": "x", "type": "article"}),
+                       (f"/items/{ids['notes']}/edit", {"name": "x"}),
+                       (f"/items/{ids['notes']}/delete", {})):
+        answer = client.post(path, headers={**headers, **HTML},
+                             data={**data, "csrf_token": token})
+        assert answer.status_code == 403, path
+
+
+# ---------- CSRF ----------
+
+def test_forms_without_a_csrf_token_are_refused(client: FlaskClient, as_user: Headers,
+                                                kt: KnowledgeTree, ids: dict[str, str]) -> None:
+    headers = {**as_user("admin"), **HTML}
+    cases = [(f"/items/{ids['internal']}/new", {"name": "Sneaky", "type": "article"}),
+             (f"/items/{ids['notes']}/edit", {"name": "Notes", "content": "gone"}),
+             (f"/items/{ids['notes']}/rename", {"name": "Renamed"}),
+             # A form always has a body (a bodyless POST carrying Authorization is the kit's
+             # script case, exempt by design: a browser sends that header only via Nexus).
+             (f"/items/{ids['notes']}/delete", {"go": "1"}),
+             (f"/items/{ids['notes']}/move", {"new_parent_id": ids["internal"]}),
+             ("/view", {"view": "list", "item_id": ROOT_ID}),
+             ("/admin/wipe", {"confirm": "WIPE"}),
+             ("/admin/sync", {"go": "1"})]
+    for path, data in cases:
+        answer = client.post(path, headers=headers, data=data)
+        assert answer.status_code == 400, path
+        assert "CSRF" in answer.get_data(as_text=True), path
+    assert kt.get(ids["notes"]).content == "The server room key is at reception."
+    assert kt.counts()["articles"] == 4
+
+
+# ---------- read-only (synced) items ----------
+
+def test_a_read_only_item_has_no_edit_form_and_refuses_edits(
+        client: FlaskClient, page: Any, as_user: Headers, kt: KnowledgeTree,
+        ids: dict[str, str]) -> None:
+    jane = body(page("admin", f"/items/{ids['jane']}"))
+    assert 'data-testid="read-only"' in jane
+    for marker in ('data-testid="edit-link"', 'data-testid="rename-form"',
+                   'data-testid="upload-form"', "/delete"):
+        assert marker not in jane, marker
+    assert page("admin", f"/items/{ids['jane']}/edit").status_code == 400
+    admin = as_user("admin")
+    token = csrf_token(client, admin)
+    for path, data in ((f"/items/{ids['jane']}/edit", {"name": "Jane", "content": "x"}),
+                       (f"/items/{ids['jane']}/rename", {"name": "Jane"}),
+                       (f"/items/{ids['jane']}/delete", {}),
+                       (f"/items/{ids['jane']}/move", {"new_parent_id": ids["internal"]})):
+        answer = client.post(path, headers={**admin, **HTML},
+                             data={**data, "csrf_token": token})
+        assert answer.status_code == 403, path
+    upload = client.post(f"/items/{ids['jane']}/attachments", headers={**admin, **HTML},
+                         data={"csrf_token": token, "file": (io.BytesIO(b"x"), "a.txt")},
+                         content_type="multipart/form-data")
+    assert upload.status_code == 403
+    assert kt.get(ids["jane"]).name == "Jane Doe"
+    assert kt.files(ids["jane"]) == []
+
+
+# ---------- writing ----------
+
+def test_create_preview_edit_rename_move_and_delete(client: FlaskClient, as_user: Headers,
+                                                    kt: KnowledgeTree,
+                                                    ids: dict[str, str]) -> None:
+    tech = as_user("technician")
+    preview = post(client, tech, f"/items/{ids['internal']}/new",
+                   {"type": "article", "name": "VPN", "content": "# Setup\n<script>x()</script>",
+                    "action": "preview"})
+    shown = body(preview)
+    assert "<h1>Setup</h1>" in shown and "<script>x()" not in shown
+    assert [c.name for c in kt.children(ids["internal"])] == ["Escalation"]  # nothing saved
+
+    created = post(client, tech, f"/items/{ids['internal']}/new",
+                   {"type": "article", "name": "VPN", "content": "use the client"})
+    assert created.status_code == 303
+    vpn = next(c for c in kt.children(ids["internal"]) if c.name == "VPN")
+    assert created.headers["Location"].endswith(f"/items/{vpn.id}")
+
+    taken = post(client, tech, f"/items/{ids['internal']}/new",
+                 {"type": "article", "name": "vpn", "content": ""})
+    text = body(taken, 409)
+    assert 'id="name-error"' in text and 'aria-invalid="true"' in text
+
+    empty = post(client, tech, f"/items/{vpn.id}/edit", {"name": "  ", "content": "x"})
+    assert 'id="name-error"' in body(empty, 400)
+
+    saved = post(client, tech, f"/items/{vpn.id}/edit",
+                 {"name": "VPN", "content": "use the new client", "content_format": "markdown"})
+    assert saved.status_code == 303
+    assert kt.get(vpn.id).content == "use the new client"
+    assert len(kt.revisions(vpn.id)) == 1
+
+    folder = post(client, tech, f"/items/{ids['internal']}/new",
+                  {"type": "folder", "name": "Network", "is_attached": "1"})
+    assert folder.status_code == 303
+    network = next(c for c in kt.children(ids["internal"]) if c.name == "Network")
+    assert network.is_attached
+
+    assert post(client, tech, f"/items/{vpn.id}/rename", {"name": "VPN setup"}).status_code == 303
+    assert kt.get(vpn.id).name == "VPN setup"
+    moved = post(client, tech, f"/items/{vpn.id}/move", {"new_parent_id": network.id})
+    assert moved.status_code == 303
+    assert kt.get(vpn.id).parent_id == network.id
+    cycle = post(client, tech, f"/items/{network.id}/move", {"new_parent_id": network.id})
+    assert cycle.status_code == 400
+
+    confirm = body(client.get(f"/items/{network.id}/delete", headers={**tech, **HTML}))
+    assert "cannot be undone" in confirm
+    deleted = post(client, tech, f"/items/{network.id}/delete", {})
+    assert deleted.status_code == 303
+    assert deleted.headers["Location"].endswith(f"/items/{ids['internal']}")
+    assert kt.find(network.id) is None and kt.find(vpn.id) is None
+
+
+def test_attachments_upload_list_download_and_delete(client: FlaskClient, as_user: Headers,
+                                                     kt: KnowledgeTree,
+                                                     ids: dict[str, str]) -> None:
+    tech = as_user("technician")
+    token = csrf_token(client, tech)
+
+    def upload(name: str, data: bytes) -> Any:
+        return client.post(f"/items/{ids['notes']}/attachments", headers={**tech, **HTML},
+                           data={"csrf_token": token, "file": (io.BytesIO(data), name)},
+                           content_type="multipart/form-data")
+
+    assert upload("map.txt", b"the key hangs left").status_code == 303
+    assert upload("evil.exe", b"MZ").status_code == 415
+    assert upload("big.txt", b"x" * 5000).status_code == 413  # the test app's limit: 4096
+    [stored] = kt.files(ids["notes"])
+    article = body(client.get(f"/items/{ids['notes']}", headers={**tech, **HTML}))
+    assert "map.txt" in article
+    download = client.get(f"/api/items/{ids['notes']}/attachments/{stored.id}", headers=tech)
+    assert download.data == b"the key hangs left"
+    assert "attachment" in download.headers["Content-Disposition"]
+    # Another item's path does not reach this file.
+    wrong = client.post(f"/items/{ids['runbook']}/attachments/{stored.id}/delete",
+                        headers={**tech, **HTML}, data={"csrf_token": token})
+    assert wrong.status_code == 404
+    gone = client.post(f"/items/{ids['notes']}/attachments/{stored.id}/delete",
+                       headers={**tech, **HTML}, data={"csrf_token": token})
+    assert gone.status_code == 303
+    assert kt.files(ids["notes"]) == []
+
+
+def test_revisions_view_and_restore(client: FlaskClient, as_user: Headers, kt: KnowledgeTree,
+                                    ids: dict[str, str]) -> None:
+    kt.update(ids["notes"], by="alice", content="The key moved to the safe.")
+    [revision] = kt.revisions(ids["notes"])
+    tech = as_user("technician")
+    article = body(client.get(f"/items/{ids['notes']}", headers={**tech, **HTML}))
+    assert f"/revisions/{revision.id}" in article
+    shown = body(client.get(f"/items/{ids['notes']}/revisions/{revision.id}",
+                            headers={**tech, **HTML}))
+    assert "The server room key is at reception." in shown
+    assert 'data-testid="restore-form"' in shown
+    billing = body(client.get(f"/items/{ids['notes']}/revisions/{revision.id}",
+                              headers={**as_user("billing"), **HTML}))
+    assert 'data-testid="restore-form"' not in billing
+    assert client.get(f"/items/{ids['notes']}/revisions/nope",
+                      headers={**tech, **HTML}).status_code == 404
+    restored = post(client, tech, f"/items/{ids['notes']}/revisions/{revision.id}/restore", {})
+    assert restored.status_code == 303
+    assert kt.get(ids["notes"]).content == "The server room key is at reception."
+
+
+def test_context_page(client: FlaskClient, as_user: Headers, kt: KnowledgeTree,
+                      ids: dict[str, str]) -> None:
+    shared = kt.create(ids["internal"], "Shared", "folder", by="alice", is_attached=True)
+    kt.create(shared.id, "Wifi", "article", by="alice", content="the wifi password is in vault")
+    tech = {**as_user("technician"), **HTML}
+    whole = body(client.get(f"/items/{ids['runbook']}/context", headers=tech))
+    assert "the wifi password is in vault" in whole and "call the on-call engineer" in whole
+    assert f'value="{shared.id}"' in whole
+    left_out = body(client.get(f"/items/{ids['runbook']}/context?excluded_ids={shared.id}",
+                               headers=tech))
+    assert "the wifi password is in vault" not in left_out
+    assert f'value="{shared.id}" checked' in left_out  # still offered, ticked as left out
+    small = body(client.get(f"/items/{ids['runbook']}/context?max_chars=20", headers=tech))
+    assert "something did not fit" in small
+    bad = client.get(f"/items/{ids['runbook']}/context?max_chars=lots", headers=tech)
+    assert bad.status_code == 400 and "max_chars" in bad.get_data(as_text=True)
+
+
+# ---------- explorer view and search ----------
+
+def test_grid_or_list_is_kept_per_user(client: FlaskClient, as_user: Headers,
+                                       ids: dict[str, str]) -> None:
+    alice = as_user("technician", sub="alice-sub")
+    bob = as_user("technician", sub="bob-sub")
+    assert 'data-view="grid"' in body(client.get("/", headers={**alice, **HTML}))
+    saved = post(client, alice, "/view", {"view": "list", "item_id": ids["internal"]})
+    assert saved.status_code == 303
+    assert saved.headers["Location"].endswith(f"/items/{ids['internal']}")
+    assert 'data-view="list"' in body(client.get("/", headers={**alice, **HTML}))
+    assert 'data-view="grid"' in body(client.get("/", headers={**bob, **HTML}))
+    bad = post(client, alice, "/view", {"view": "tiles", "item_id": ROOT_ID})
+    assert bad.status_code == 400 and "view" in bad.get_data(as_text=True)
+
+
+def test_search_page_ranks_and_highlights(page: Any, kt: KnowledgeTree,
+                                          ids: dict[str, str]) -> None:
+    kt.create(ids["internal"], "Printer", "article", by="alice", content="toner and paper")
+    kt.create(ids["internal"], "Office", "article", by="alice",
+              content="the printer is on the second floor")
+    shown = body(page("technician", "/search?query=printer"))
+    results = shown.split('data-testid="results"', 1)[1]
+    assert results.index(">Printer<") < results.index(">Office<")
+    assert "<mark>printer</mark>" in results
+    assert "Internal" in results  # the folder path
+    assert "Nothing matches" in body(page("technician", "/search?query=zebra"))
+    assert page("technician", "/search?query=x&page=0").status_code == 400
+
+
+def test_names_and_content_are_escaped_or_sanitised(page: Any, kt: KnowledgeTree,
+                                                    ids: dict[str, str]) -> None:
+    folder = kt.create(ids["internal"], f"F {XSS}", "folder", by="mallory")
+    article = kt.create(folder.id, f"A {XSS}", "article", by="mallory",
+                        content=f"{XSS}\n<script>alert(2)</script>\n[x](javascript:alert(3))")
+    for path in ("/", f"/items/{folder.id}", f"/items/{article.id}",
+                 f"/items/{article.id}/context", "/search?query=onerror"):
+        text = body(page("admin", path))
+        assert "<img src=x onerror" not in text, path
+        assert "<script>alert" not in text, path
+        assert 'href="javascript:' not in text, path
+    shown = body(page("admin", f"/items/{article.id}"))
+    assert "A &lt;img src=x onerror=&#34;alert(1)&#34;&gt;" in shown
+
+
+def test_a_missing_item_is_a_404_page(page: Any, ids: dict[str, str]) -> None:
+    missing = page("technician", "/items/does-not-exist")
+    assert missing.status_code == 404 and missing.mimetype == "text/html"
+
+
+# ---------- admin ----------
+
+def test_admin_wipe_needs_the_typed_word(client: FlaskClient, as_user: Headers,
+                                         kt: KnowledgeTree, ids: dict[str, str]) -> None:
+    admin = as_user("admin")
+    wrong = post(client, admin, "/admin/wipe", {"confirm": "wipe"}, "/admin")
+    assert 'id="confirm-error"' in body(wrong, 400)
+    assert kt.counts()["articles"] == 4
+    technician = as_user("technician")
+    token = csrf_token(client, technician)
+    refused = client.post("/admin/wipe", headers={**technician, **HTML},
+                          data={"confirm": "WIPE", "csrf_token": token})
+    assert refused.status_code == 403
+    done = post(client, admin, "/admin/wipe", {"confirm": "WIPE"}, "/admin")
+    assert 'data-testid="wiped"' in body(done)
+    assert kt.counts() == {"folders": 0, "articles": 0, "files": 0}
+
+
+def test_admin_import_dry_run_then_confirm(client: FlaskClient, as_user: Headers,
+                                           kt_app: Flask, kt: KnowledgeTree,
+                                           tmp_path: Any) -> None:
+    kt_app.config["KT_PENDING_IMPORTS_DIR"] = str(tmp_path / "pending")
+    document = {"format": "hivematrix-knowledgetree", "version": 1, "items": [
+        {"name": "Imported", "type": "folder", "children": [
+            {"name": "How-to", "type": "article", "content": "steps"}]}]}
+    admin = {**as_user("admin"), **HTML}
+    token = csrf_token(client, as_user("admin"), "/admin")
+
+    def send(data: bytes) -> Any:
+        return client.post("/admin/import", headers=admin, content_type="multipart/form-data",
+                           data={"csrf_token": token,
+                                 "file": (io.BytesIO(data), "export.json")})
+
+    assert 'id="file-error"' in body(send(b"not json"), 400)
+    report = body(send(json.dumps(document).encode()))
+    assert 'data-testid="import-report"' in report
+    assert 'data-report="total">2<' in report
+    assert [c.name for c in kt.children(ROOT_ID)] == []  # the dry run wrote nothing
+    done = client.post("/admin/import/confirm", headers=admin, data={"csrf_token": token})
+    assert 'data-testid="imported">Imported 2 items' in body(done).replace("\n", "")
+    assert [c.name for c in kt.children(ROOT_ID)] == ["Imported"]
+    again = client.post("/admin/import/confirm", headers=admin, data={"csrf_token": token})
+    assert again.status_code == 409  # used once
+    assert list((tmp_path / "pending").iterdir()) == []
+
+
+def test_admin_sync_start_refused_while_one_runs(client: FlaskClient, as_user: Headers,
+                                                 kt: KnowledgeTree) -> None:
+    from hivematrix.knowledgetree import scheduler
+
+    assert scheduler.Lease(kt.store, scheduler.SYNC_LEASE, "elsewhere:1:cli", 60.0).acquire()
+    answer = post(client, as_user("admin"), "/admin/sync", {}, "/admin")
+    assert "A Codex sync is running" in body(answer, 409)
+
+
+# ---------- helpers ----------
+
+def test_marked_pieces() -> None:
+    pieces = logic.marked("abc def ghi", [(4, 7), (0, 3), (5, 6), (20, 30)])
+    assert [(p.text, p.marked) for p in pieces] == [("abc", True), (" ", False),
+                                                    ("def", True), (" ghi", False)]
+    assert logic.marked("", []) == []
