@@ -33,7 +33,7 @@ from tests.beacon.wall_data import (
     seed_wall,
 )
 from tests.codex.fakes.freshservice import API_KEY, FreshserviceFake
-from tests.nexus.conftest import PASSWORD, Platform, create_users
+from tests.nexus.conftest import Platform, create_users, sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.processes]
 OUTPUT = Path(os.environ.get("HIVEMATRIX_TEST_OUTPUT",
@@ -110,14 +110,6 @@ def wall_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WallPlat
                 database.dispose()
             for process in processes.values():
                 process.stop()
-
-
-def sign_in(page: Any, nexus: str, path: str, username: str = "tom") -> None:
-    page.goto(f"{nexus}{path}")
-    page.fill("#username", username)
-    page.fill("#password", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{nexus}{path}")
 
 
 def row(page: Any, ticket: str, section: int | None = None) -> Any:

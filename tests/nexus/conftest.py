@@ -123,6 +123,15 @@ class Platform:
         return client
 
 
+def sign_in(page: Any, nexus: str, path: str, username: str = "tom") -> None:
+    """Open ``path`` through Nexus in a browser page and sign in on the page it sends to."""
+    page.goto(f"{nexus}{path}")
+    page.fill("#username", username)
+    page.fill("#password", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{nexus}{path}")
+
+
 def _write_services(home: Path, ports: dict[str, int], echo_url: str) -> None:
     services: dict[str, Any] = {
         name: {"url": f"http://127.0.0.1:{port}", "port": port, "title": name.title(),
