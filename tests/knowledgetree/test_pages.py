@@ -449,3 +449,38 @@ def test_marked_pieces() -> None:
     assert [(p.text, p.marked) for p in pieces] == [("abc", True), (" ", False),
                                                     ("def", True), (" ghi", False)]
     assert logic.marked("", []) == []
+
+
+def test_links_follow_nexus_prefix(client: FlaskClient, as_user: Headers,
+                                   ids: dict[str, str]) -> None:
+    """Behind Nexus every URL a page or its script uses starts with the service's prefix."""
+    headers = {**as_user("admin"), **HTML, "X-Forwarded-Prefix": "/knowledgetree"}
+    home = body(client.get("/", headers=headers))
+    assert 'src="/knowledgetree/static/knowledgetree.js"' in home
+    assert 'data-search-api="/knowledgetree/api/search"' in home
+    assert 'data-item-url="/knowledgetree/items/ITEM_ID"' in home
+    assert f'href="/knowledgetree/items/{ids["internal"]}"' in home
+    article = body(client.get(f"/items/{ids['notes']}", headers=headers))
+    assert f'data-context-api="/knowledgetree/api/context/{ids["notes"]}"' in article
+    assert 'action="/knowledgetree/search"' in article
+    script = client.get("/static/knowledgetree.js")
+    assert script.status_code == 200 and b"textContent" in script.data
+    assert b"innerHTML" not in script.data and b"insertAdjacentHTML" not in script.data
+
+
+def test_an_html_article_is_edited_and_shown_sanitised(client: FlaskClient, as_user: Headers,
+                                                       kt: KnowledgeTree,
+                                                       ids: dict[str, str]) -> None:
+    tech = as_user("technician")
+    saved = post(client, tech, f"/items/{ids['runbook']}/edit",
+                 {"name": "Escalation", "content_format": "html",
+                  "content": '<p style="color:red" onclick="x()">call <b>now</b></p>'})
+    assert saved.status_code == 303
+    assert kt.get(ids["runbook"]).content_format == "html"
+    shown = body(client.get(f"/items/{ids['runbook']}", headers={**tech, **HTML}))
+    content = shown.split('data-testid="article-content"', 1)[1].split("</article>", 1)[0]
+    assert "<p>call <b>now</b></p>" in content
+    assert "onclick" not in content and "color:red" not in content
+    bad = post(client, tech, f"/items/{ids['runbook']}/edit",
+               {"name": "Escalation", "content_format": "rtf", "content": "x"})
+    assert 'id="content_format-error"' in body(bad, 400)

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from apiflask import APIBlueprint
-from flask import current_app, g, render_template, request
+from flask import current_app, g, render_template
 
 from hivematrix.knowledgetree.api import WRITERS, client_folders, permission_level, tree
 from hivematrix.knowledgetree.items import Item, KnowledgeTree
@@ -66,12 +66,9 @@ def folder_tree(knowledge: KnowledgeTree) -> Any:
     return logic.pruned(top, found)
 
 
-def form_text(name: str, limit: int = 255) -> str:
-    value = request.form.get(name, "")
-    return value[:limit] if limit else value
-
-
 def pending_imports() -> logic.PendingImports:
+    """Where imports wait for their confirmation (``KT_PENDING_IMPORTS_DIR``, else a folder in
+    the system's temporary directory)."""
     folder = current_app.config.get("KT_PENDING_IMPORTS_DIR")
     return logic.PendingImports(Path(folder) if folder else None)
 

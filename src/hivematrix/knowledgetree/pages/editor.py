@@ -23,7 +23,7 @@ from hivematrix.knowledgetree.api import (
     refusals,
 )
 from hivematrix.knowledgetree.api.attachments import check_type, original_name, read_limited
-from hivematrix.knowledgetree.items import FORMATS, Item, KnowledgeError, KnowledgeTree, NotFound
+from hivematrix.knowledgetree.items import FORMATS, Item, KnowledgeError, NotFound
 from hivematrix.knowledgetree.pages import logic
 from hivematrix.knowledgetree.pages.base import (
     MAX_CONTENT,
@@ -38,11 +38,6 @@ from hivematrix.knowledgetree.settings import allowed_extensions
 
 #: Form fields whose refusals are shown beside the field rather than as an error page.
 FORM_FIELDS = ("name", "content", "content_format", "type")
-
-
-def _writable(tree: KnowledgeTree, item_id: str) -> Item:
-    item = readable(tree, item_id)
-    return item
 
 
 def _editor(item: Item | None, parent: Item, kind: str, values: dict[str, str],
@@ -112,7 +107,7 @@ def create_item(item_id: str) -> Any:
 @refusals
 def edit_item(item_id: str) -> Any:
     tree = knowledge()
-    item = _writable(tree, item_id)
+    item = readable(tree, item_id)
     if not editable(item):
         raise KnowledgeError(f"{item.name!r} cannot be edited here", "id")
     return _editor(item, item, item.type, {"name": item.name, "content": item.content,
@@ -125,7 +120,7 @@ def edit_item(item_id: str) -> Any:
 @refusals
 def save_item(item_id: str) -> Any:
     tree = knowledge()
-    item = _writable(tree, item_id)
+    item = readable(tree, item_id)
     values = _values(item.type)
     if request.form.get("action") == "preview":
         return _editor(item, item, item.type, values, {},
@@ -150,7 +145,7 @@ def save_item(item_id: str) -> Any:
 @refusals
 def rename_item(item_id: str) -> Any:
     tree = knowledge()
-    item = _writable(tree, item_id)
+    item = readable(tree, item_id)
     tree.update(item.id, by=actor(), name=request.form.get("name", "")[:300])
     return redirect(url_for(".item", item_id=item.id), 303)
 
@@ -160,7 +155,7 @@ def rename_item(item_id: str) -> Any:
 @refusals
 def move_form(item_id: str) -> Any:
     tree = knowledge()
-    item = _writable(tree, item_id)
+    item = readable(tree, item_id)
     choices = logic.folder_choices(folder_tree(tree), moving_id=item.id)
     return render("knowledgetree/move.html", item=item, choices=choices)
 
@@ -170,7 +165,7 @@ def move_form(item_id: str) -> Any:
 @refusals
 def move_item(item_id: str) -> Any:
     tree = knowledge()
-    item = _writable(tree, item_id)
+    item = readable(tree, item_id)
     target = request.form.get("new_parent_id", "")[:64]
     readable(tree, target, "new_parent_id")
     tree.move(item.id, target, by=actor())
@@ -181,7 +176,7 @@ def move_item(item_id: str) -> Any:
 @permission_required(*WRITERS)
 @refusals
 def delete_form(item_id: str) -> Any:
-    item = _writable(knowledge(), item_id)
+    item = readable(knowledge(), item_id)
     return render("knowledgetree/delete.html", item=item)
 
 
@@ -190,7 +185,7 @@ def delete_form(item_id: str) -> Any:
 @refusals
 def delete_item(item_id: str) -> Any:
     tree = knowledge()
-    item = _writable(tree, item_id)
+    item = readable(tree, item_id)
     parent = item.parent_id
     tree.delete(item.id, by=actor())
     return redirect(url_for(".item", item_id=parent) if parent else url_for(".home"), 303)
@@ -201,7 +196,7 @@ def delete_item(item_id: str) -> Any:
 @refusals
 def upload(item_id: str) -> Any:
     tree = knowledge()
-    item = _writable(tree, item_id)
+    item = readable(tree, item_id)
     sent = request.files.get("file")
     if sent is None:
         raise KnowledgeError("file: choose a file to upload", "file")
@@ -217,7 +212,7 @@ def upload(item_id: str) -> Any:
 @refusals
 def delete_file(item_id: str, file_id: str) -> Any:
     tree = knowledge()
-    item = _writable(tree, item_id)
+    item = readable(tree, item_id)
     stored, _ = tree.file(file_id)
     if stored.item_id != item.id:
         raise NotFound(f"no file {file_id!r}", "file_id")
@@ -244,7 +239,7 @@ def revision(item_id: str, revision_id: str) -> Any:
 @refusals
 def restore(item_id: str, revision_id: str) -> Any:
     tree = knowledge()
-    item = _writable(tree, item_id)
+    item = readable(tree, item_id)
     tree.restore(item.id, revision_id, by=actor())
     return redirect(url_for(".item", item_id=item.id), 303)
 
