@@ -94,3 +94,58 @@ def test_short_common_words_are_searchable(tree: KnowledgeTree) -> None:
     page = tree.search("it")
     assert page.hits[0].item.id == exact.id and page.total == 2
     assert [hit.item.name for hit in tree.search("the").hits] == ["How it works"]
+
+
+def test_pages_across_exact_titles_are_one_ranking(tree: KnowledgeTree) -> None:
+    """Exact titles come first on whichever page they fall; pages of any size, laid end to
+    end, are the single ranking: no hit twice, none lost, scores never rising."""
+    folders = [tree.create(ROOT_ID, f"Site {n}", "folder", by=BY) for n in range(3)]
+    exact = {tree.create(folder.id, "Toner", "article", by=BY, content=f"model {n}").id
+             for n, folder in enumerate(folders)}
+    for number in range(9):
+        tree.create(folders[number % 3].id, f"Order {number}", "article", by=BY,
+                    content="toner " * (number + 1) + "for the front desk")
+    tree.create(ROOT_ID, "Toner cartridges", "article", by=BY, content="see orders")
+    whole = tree.search("Toner", limit=100)
+    assert whole.total == 13 == len(whole.hits)
+    assert {hit.item.id for hit in whole.hits[:3]} == exact
+    assert all(hit.item.id not in exact for hit in whole.hits[3:])
+    scores = [hit.score for hit in whole.hits]
+    assert scores == sorted(scores, reverse=True)
+    for size in (1, 2, 4, 5):
+        laid = [hit.item.id for offset in range(0, 14, size)
+                for hit in tree.search("toner", offset=offset, limit=size).hits]
+        assert laid == [hit.item.id for hit in whole.hits], size
+    assert tree.search("toner", offset=13).hits == []
+
+
+def test_exact_titles_outside_the_scope_do_not_count(tree: KnowledgeTree) -> None:
+    inside = tree.create(ROOT_ID, "Inside", "folder", by=BY)
+    tree.create(ROOT_ID, "Firewall", "article", by=BY, content="rules")
+    tree.create(inside.id, "Firewall rules", "article", by=BY, content="ports")
+    tree.create(inside.id, "Router", "article", by=BY, content="behind the firewall")
+    page = tree.search("firewall", start_id=inside.id)
+    assert page.total == 2
+    assert [hit.item.name for hit in page.hits] == ["Firewall rules", "Router"]
+    assert all(hit.score < 1000 for hit in page.hits)
+    assert tree.search("firewall").hits[0].item.name == "Firewall"
+
+
+def test_paths_and_parents_are_walked_up_from_each_hit(tree: KnowledgeTree) -> None:
+    parent = ROOT_ID
+    names = []
+    for depth in range(6):
+        names.append(f"Level {depth}")
+        parent = tree.create(parent, names[-1], "folder", by=BY).id
+    deep = tree.create(parent, "Deep note", "article", by=BY, content="quasar")
+    top = tree.create(ROOT_ID, "Top note", "article", by=BY, content="quasar")
+    hits = {hit.item.id: hit for hit in tree.search("quasar").hits}
+    assert [crumb.name for crumb in hits[deep.id].path] == ["KnowledgeTree", *names]
+    assert hits[deep.id].item.parent_id == parent == hits[deep.id].path[-1].id
+    assert [crumb.id for crumb in hits[top.id].path] == [ROOT_ID]
+    assert hits[top.id].item.parent_id == ROOT_ID
+    assert tree.breadcrumbs(deep.id)[:-1] == hits[deep.id].path
+    assert [crumb.name for crumb in tree.breadcrumbs(deep.id)] == [
+        "KnowledgeTree", *names, "Deep note"]
+    with pytest.raises(NotFound):
+        tree.breadcrumbs("missing")
