@@ -9,7 +9,8 @@ closed), and 25 PSA agents. Then Codex's app answers, over real HTTP (a werkzeug
 thread, the kit's full request cycle with RS256 token verification against a local JWKS):
 
 - ``GET /api/companies/bulk?include_tickets=true`` (every ticket) and the same with
-  ``&year=2026`` (what Ledger asks for a bill);
+  ``&year=2026`` (what Ledger asks for a bill); the first also from an app that builds it on
+  one connection (``CODEX_BULK_WORKERS=1``) instead of the default two;
 - ``GET /api/tickets/active`` (5,000 active tickets sectioned with SLA texts).
 
 The two "built" rows are the bulk document made in-process (database and encoding, no HTTP),
@@ -215,9 +216,14 @@ def main() -> int:
             app = create_app({"HIVEMATRIX_HOME": str(Path(home)), "CORE_SERVICE_URL": core_url,
                               "SECRET_KEY": "bench", "DATABASE_URL": sqlalchemy_url,
                               "LOG_SHIPPING": False, "LOG_LEVEL": "WARNING"})
+            one = create_app({"HIVEMATRIX_HOME": str(Path(home)), "CORE_SERVICE_URL": core_url,
+                              "SECRET_KEY": "bench", "DATABASE_URL": sqlalchemy_url,
+                              "LOG_SHIPPING": False, "LOG_LEVEL": "WARNING",
+                              "CODEX_BULK_WORKERS": 1})
             headers = tokens.headers(tokens.service("ledger", "codex"))
             beacon = tokens.headers(tokens.service("beacon", "codex"))
-            with serve_wsgi(app) as url, httpx.Client(base_url=url, timeout=120) as client:
+            with serve_wsgi(app) as url, serve_wsgi(one) as one_url, \
+                    httpx.Client(base_url=url, timeout=120) as client:
                 rows = []
                 codex_db = app.extensions["hivematrix.db"]
                 for label, year in (("  built, all", None), ("  built, 2026", 2026)):
@@ -232,6 +238,8 @@ def main() -> int:
                     rows.append((label, times, ref_times, len(body)))
                 for label, path, who, reference in (
                         ("bulk, all tickets", "/api/companies/bulk?include_tickets=true",
+                         headers, lambda: reference_bulk(libpq_url, None)),
+                        ("  one connection", f"{one_url}/api/companies/bulk?include_tickets=true",
                          headers, lambda: reference_bulk(libpq_url, None)),
                         ("bulk, year 2026", "/api/companies/bulk?include_tickets=true&year=2026",
                          headers, lambda: reference_bulk(libpq_url, 2026)),

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from apiflask import APIBlueprint, APIFlask
-from flask import current_app, g, request
+from flask import current_app, g, request, stream_with_context
 
 from hivematrix.common.auth import current_principal, service_allowed
 from hivematrix.common.service_client import (
@@ -18,6 +18,7 @@ from hivematrix.common.service_client import (
     ServiceUnavailableError,
     UnknownServiceError,
     call_service,
+    stream_service,
 )
 from hivematrix.common.testing import FakeCore, TokenFactory, free_port, serve_wsgi
 
@@ -49,6 +50,19 @@ def guarded() -> dict[str, Any]:
 def slow() -> dict[str, Any]:
     current_app.config["RELEASE"].wait(5)
     return {}
+
+
+@target_bp.get("/api/lines")
+@service_allowed("caller")
+def lines() -> Any:
+    """Three lines, the second only after the caller has read the first."""
+    def body() -> Iterator[bytes]:
+        yield b'{"n": 1}\n'
+        current_app.config["READ_FIRST"].wait(5)
+        yield b'{"n": 2}\n{"n": 3}\n'
+
+    return current_app.response_class(stream_with_context(body()),
+                                      mimetype="application/x-ndjson")
 
 
 @caller_bp.get("/relay")
@@ -86,6 +100,26 @@ def registered(hm_home: Path, target_url: str) -> str:
 def caller_app(build_app, fake_core: FakeCore, registered: str) -> APIFlask:
     fake_core.secrets = {"caller": "s3cret"}
     return build_app(caller_bp, name="caller", SERVICE_SECRET="s3cret")
+
+
+def test_stream_reads_the_body_as_it_arrives(caller_app: APIFlask,
+                                              target_app: APIFlask) -> None:
+    target_app.config["READ_FIRST"] = threading.Event()
+    seen = []
+    with caller_app.app_context(), stream_service("target", "/api/lines") as response:
+        assert response.status_code == 200
+        for line in response.iter_lines():
+            seen.append(json.loads(line)["n"])
+            target_app.config["READ_FIRST"].set()  # the rest is sent only after this
+    assert seen == [1, 2, 3]
+
+
+def test_stream_of_an_unreachable_service_is_unavailable(caller_app: APIFlask,
+                                                         hm_home: Path) -> None:
+    write_services(hm_home, {"target": f"http://127.0.0.1:{free_port()}"})
+    with caller_app.app_context(), pytest.raises(ServiceUnavailableError), \
+            stream_service("target", "/api/lines"):
+        pass
 
 
 def token_requests(core: FakeCore) -> int:

@@ -21,6 +21,8 @@ MARCH = "year=2026&month=3"
 BULK = "/api/companies/bulk?include_tickets=true&year=2026"
 #: One company's bill asks Codex for that company only.
 ACME_BULK = f"{BULK}&account_number=620547"
+#: Every company's bills read the answer as it streams, one company per line.
+STREAMED = f"{BULK}&format=ndjson"
 
 
 def ok(response: Any, status: int = 200) -> Any:
@@ -107,7 +109,7 @@ def test_bulk_zip_and_dashboard(client: FlaskClient, billing: dict[str, str],
     setup_acme(client, billing, codex)
     codex.calls.clear()
     response = client.get(f"/api/billing/bulk-invoices?{MARCH}", headers=billing)
-    assert codex.calls == [BULK]
+    assert codex.calls == [STREAMED]
     assert response.status_code == 200 and response.mimetype == "application/zip"
     archive = zipfile.ZipFile(io.BytesIO(response.data))
     assert sorted(archive.namelist()) == ["620547-202603.csv", "620548-202603.csv",
@@ -119,7 +121,7 @@ def test_bulk_zip_and_dashboard(client: FlaskClient, billing: dict[str, str],
 
     codex.calls.clear()
     board = ok(client.get(f"/api/billing/dashboard?{MARCH}", headers=billing))
-    assert codex.calls == [BULK]
+    assert codex.calls == [STREAMED]
     assert board["summary"] == {"companies": 3, "revenue": "605.00", "billed": 2, "errors": 1,
                                 "active_contracts": 2, "expiring_within_30_days": 1,
                                 "accepted": 0}

@@ -17,7 +17,7 @@ from hivematrix.codex.models import Asset, Company, Contact, ContactRole, Ticket
 from hivematrix.common.db import Database
 from hivematrix.common.testing import migrated_database
 from hivematrix.ledger.calculation import calculate
-from hivematrix.ledger.inputs import Overrides, from_codex_bulk_item
+from hivematrix.ledger.inputs import _WIRE, Overrides, from_codex_bulk_item, from_codex_bulk_line
 from hivematrix.ledger.invoice import qbo_csv
 from tests.ledger.builders import GOLD, TB
 
@@ -114,3 +114,15 @@ def test_billing_from_codex_bulk_json(codex_database: Database) -> None:
         ("101", Decimal("1.25")), ("103", Decimal("0.50")), ("102", Decimal("0.75"))]
     assert receipt.contract_end_date == date(2026, 5, 31)
     assert qbo_csv(receipt).count("\r\n") == 1 + 8  # header + 8 rows
+
+
+def test_codex_lines_read_fast_as_they_read_carefully(codex_database: Database) -> None:
+    """Codex's own one-company-per-line answer goes through the fast decoding (no fallback)
+    and gives the same inputs as the careful reading of the parsed document."""
+    seed(codex_database)
+    with codex_database.transaction() as session:
+        lines = list(bulk.companies_bulk_lines(session, include_tickets=True, year=2026))
+    assert lines
+    for line in lines:
+        _WIRE.decode(line)
+        assert from_codex_bulk_line(line) == from_codex_bulk_item(orjson.loads(line))

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
+import orjson
 import pytest
 
+from hivematrix.ledger import billing
+from hivematrix.ledger.billing import receipt_of_line
 from hivematrix.ledger.inputs import (
+    _WIRE,
     AssetOverride,
     ClientOverride,
     CodexAsset,
@@ -23,6 +28,7 @@ from hivematrix.ledger.inputs import (
     Toggle,
     UserOverride,
     from_codex_bulk_item,
+    from_codex_bulk_line,
 )
 from hivematrix.ledger.money import MoneyError, cents, parse_amount, parse_decimal, plain
 from tests.ledger.builders import D
@@ -127,8 +133,15 @@ BULK_ITEM: dict[str, Any] = {
 }
 
 
-def test_a_codex_bulk_item_becomes_company_data() -> None:
-    data = from_codex_bulk_item(BULK_ITEM)
+#: The careful reading of a parsed item, and the fast one of the same item as a JSON line
+#: (which falls back to the careful one for anything it refuses): they must agree.
+READERS = {"item": from_codex_bulk_item,
+           "line": lambda item: from_codex_bulk_line(orjson.dumps(item))}
+
+
+@pytest.mark.parametrize("read", READERS.values(), ids=READERS.keys())
+def test_a_codex_bulk_item_becomes_company_data(read: Any) -> None:
+    data = read(BULK_ITEM)
     assert (data.account_number, data.name, data.billing_plan, data.contract_term_length,
             data.contract_start_date, data.contract_end_date) == (
         "620547", "Acme Dental", "Gold", "1 Year", date(2026, 1, 1), None)
@@ -169,7 +182,9 @@ def test_a_codex_bulk_item_becomes_company_data() -> None:
     (("assets",), {"id": 1}, "item.assets: expected list"),
     (("tickets", 0, "time_entries", 0), "a", "time_entries\\[0\\]: expected an object"),
 ])
-def test_bad_bulk_items_name_the_field(path: tuple[Any, ...], value: Any, message: str) -> None:
+@pytest.mark.parametrize("read", READERS.values(), ids=READERS.keys())
+def test_bad_bulk_items_name_the_field(path: tuple[Any, ...], value: Any, message: str,
+                                       read: Any) -> None:
     import copy
 
     item = copy.deepcopy(BULK_ITEM)
@@ -178,4 +193,50 @@ def test_bad_bulk_items_name_the_field(path: tuple[Any, ...], value: Any, messag
         target = target[key]
     target[path[-1]] = value
     with pytest.raises(InputError, match=message):
-        from_codex_bulk_item(item)
+        read(item)
+
+
+def test_a_well_formed_line_is_read_as_the_item_is() -> None:
+    """Fixed up for the fast decoding (no nulls where it wants text or a number, offsets on
+    every timestamp), the item comes out equal both ways, field for field."""
+    item = orjson.loads(orjson.dumps(BULK_ITEM))
+    item["assets"][1]["backup_bytes"] = 0
+    item["tickets"][1]["closed_at"] = "2026-01-02T09:00:00+00:00"
+    item["tickets"][0]["number"] = ""  # known by its id
+    item["assets"][0]["retired_at"] = "2026-02-01T00:00:00+00:00"
+    line = orjson.dumps(item)
+    _WIRE.decode(line)  # the fast decoding itself takes it (no fallback hides a difference)
+    assert from_codex_bulk_line(line) == from_codex_bulk_item(item)
+
+
+def test_a_bad_line_is_that_company_s_error_on_the_bill() -> None:
+    item = orjson.loads(orjson.dumps(BULK_ITEM))
+    item["assets"][0]["backup_bytes"] = "lots"
+    receipt = receipt_of_line(orjson.dumps(item), {}, {}, Period(2026, 3))
+    assert (receipt.account_number, receipt.company_name, receipt.ok) == (
+        "620547", "Acme Dental", False)
+    assert receipt.error == "Codex data: assets[0].backup_bytes: expected int, got 'lots'"
+    assert receipt_of_line(b"{oops", {}, {}, Period(2026, 3)).error.startswith(
+        "Codex data: not JSON")
+
+
+def test_streamed_lines_are_split_whatever_the_chunks() -> None:
+    body = b'{"a": 1}\n{"b": [1, 2]}\n\n{"c": 3}'
+    for size in (1, 2, 5, len(body)):
+        chunks = [body[index:index + size] for index in range(0, len(body), size)]
+        assert list(billing._lines(_Chunked(chunks))) == body.split(b"\n"), size
+
+
+class _Chunked:
+    """Just what ``_lines`` reads of an httpx response."""
+
+    def __init__(self, chunks: list[bytes]) -> None:
+        self.chunks = chunks
+
+    def iter_bytes(self) -> Iterator[bytes]:
+        return iter(self.chunks)
+
+
+def test_a_line_that_is_not_json_is_refused() -> None:
+    with pytest.raises(InputError, match="not JSON"):
+        from_codex_bulk_line(b'{"company": ')

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 import httpx
@@ -103,6 +105,20 @@ class ServiceClient:
         correlation_id = current_correlation_id()
         return {CORRELATION_HEADER: correlation_id} if correlation_id else {}
 
+    @contextmanager
+    def stream(self, target: str, path: str, method: str = "GET",
+               **kwargs: Any) -> Iterator[httpx.Response]:
+        """:meth:`call`, with the body read as it arrives (``response.iter_lines()``...) inside
+        the ``with`` block; errors while reading raise :class:`ServiceUnavailableError` too."""
+        url = f"{self.base_url(target)}/{path.lstrip('/')}"
+        headers = {**self._correlation_headers(), **kwargs.pop("headers", {})}
+        headers["Authorization"] = f"Bearer {self.token_for(target)}"
+        try:
+            with self.http.stream(method, url, headers=headers, **kwargs) as response:
+                yield response
+        except httpx.HTTPError as exc:
+            raise ServiceUnavailableError(f"service {target!r} at {url} failed: {exc}") from exc
+
     def call(self, target: str, path: str, method: str = "GET", **kwargs: Any) -> httpx.Response:
         """Make an authenticated request; returns the response whatever its status.
 
@@ -117,6 +133,13 @@ class ServiceClient:
             return self.http.request(method, url, headers=headers, **kwargs)
         except httpx.HTTPError as exc:
             raise ServiceUnavailableError(f"service {target!r} at {url} failed: {exc}") from exc
+
+
+def stream_service(target: str, path: str, method: str = "GET",
+                   **kwargs: Any) -> AbstractContextManager[httpx.Response]:
+    """:func:`call_service` with a streamed body (see :meth:`ServiceClient.stream`)."""
+    client: ServiceClient = current_app.extensions["hivematrix.service_client"]
+    return client.stream(target, path, method, **kwargs)
 
 
 def init_app(app: Any) -> ServiceClient:

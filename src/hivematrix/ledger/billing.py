@@ -8,22 +8,32 @@ from __future__ import annotations
 
 import io
 import zipfile
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
 from datetime import date, timedelta
 from typing import Any
 from urllib.parse import quote
 
 import httpx
+import orjson
 from sqlalchemy.orm import Session
 
 from hivematrix.ledger import overrides, plans
 from hivematrix.ledger.calculation import NO_CENTS, Receipt, calculate
 from hivematrix.ledger.errors import LedgerError
-from hivematrix.ledger.inputs import InputError, Overrides, Period, from_codex_bulk_item
+from hivematrix.ledger.inputs import (
+    InputError,
+    Overrides,
+    Period,
+    from_codex_bulk_item,
+    from_codex_bulk_line,
+)
 from hivematrix.ledger.invoice import DEFAULT_TERMS_DAYS, invoice_number, qbo_csv
 from hivematrix.ledger.money import plain
 
 Fetch = Callable[[str], httpx.Response]
+#: A streamed read: a Codex path to a context manager around the response being received.
+Stream = Callable[[str], AbstractContextManager[httpx.Response]]
 #: A contract ending within this many days counts as expiring on the dashboard.
 EXPIRING_DAYS = 30
 
@@ -48,6 +58,61 @@ def fetch_companies(fetch: Fetch, year: int,
     if not isinstance(items, list):
         raise LedgerError("Codex's bulk read was not a list", status=502)
     return items
+
+
+def all_receipts(session: Session, stream: Stream, period: Period, *,
+                 today: date | None = None) -> list[Receipt]:
+    """Every company's bill for ``period`` from one streamed Codex bulk read (one company per
+    line): each bill is calculated as its company arrives, while Codex builds the next ones."""
+    book = plans.book(session)
+    by_account = overrides.load_all(session)
+    bills: list[Receipt] = []
+    try:
+        with stream(f"{bulk_path(period.year)}&format=ndjson") as response:
+            if response.status_code != 200:
+                raise LedgerError(f"Codex answered {response.status_code} to the bulk read",
+                                  status=502)
+            for line in _lines(response):
+                if line.strip():
+                    bills.append(receipt_of_line(line, book, by_account, period, today))
+    except LedgerError:
+        raise
+    except Exception as exc:  # the kit's ServiceCallError, httpx errors: Codex is not there
+        raise LedgerError(f"Codex could not be reached: {exc}", status=502) from None
+    return bills
+
+
+def _lines(response: httpx.Response) -> Iterator[bytes]:
+    """The body's lines as bytes (httpx splits only text); each chunk is scanned once."""
+    pending: list[bytes] = []
+    for chunk in response.iter_bytes():
+        first, *others = chunk.split(b"\n")
+        pending.append(first)
+        if others:
+            yield b"".join(pending)
+            yield from others[:-1]
+            pending = [others[-1]]
+    if any(pending):
+        yield b"".join(pending)
+
+
+def receipt_of_line(line: bytes, book: Mapping[tuple[str, str], Any],
+                    by_account: Mapping[str, Overrides], period: Period,
+                    today: date | None = None) -> Receipt:
+    """:func:`receipt_for` of one line of Codex's ``format=ndjson`` bulk answer."""
+    try:
+        company = from_codex_bulk_line(line)
+    except InputError as exc:
+        try:
+            item = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            item = {}
+        name = item.get("company", {}).get("name", "") if isinstance(item, Mapping) else ""
+        return Receipt(account_number=_account(item), company_name=str(name or ""),
+                       period=period, plan_name=None, contract_term=None, support_level=None,
+                       error=f"Codex data: {exc}")
+    return calculate(company, book, by_account.get(company.account_number, Overrides()),
+                     period.year, period.month, today=today)
 
 
 def _account(item: Any) -> str:

@@ -11,14 +11,20 @@ from __future__ import annotations
 import calendar
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Any, Generic, Literal, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
+
+import msgspec
+import orjson
 
 from hivematrix.ledger.money import ZERO, MoneyError, parse_amount
 
 T = TypeVar("T")
+#: A timestamp with its offset: the fast bulk decoding refuses one without (the careful
+#: reading takes that as UTC), so both agree.
+Stamp = Annotated[datetime, msgspec.Meta(tz=True)]
 
 #: Asset billing types with a rate of their own (the same names Codex derives).
 ASSET_TYPES = ("Workstation", "Server", "VM", "Switch", "Firewall", "Printer")
@@ -374,7 +380,7 @@ class TimeEntry:
     id: str
     hours: Decimal
     billable: bool = True
-    executed_at: datetime | None = None
+    executed_at: Stamp | None = None
 
     def __post_init__(self) -> None:
         _check_amount(self.hours, f"time entry {self.id} hours")
@@ -386,10 +392,10 @@ class CodexTicket:
     number: str
     subject: str = ""
     total_hours: Decimal = ZERO
-    time_entries: Sequence[TimeEntry] = ()
-    created_at: datetime | None = None
-    updated_at: datetime | None = None
-    closed_at: datetime | None = None
+    time_entries: tuple[TimeEntry, ...] = ()
+    created_at: Stamp | None = None
+    updated_at: Stamp | None = None
+    closed_at: Stamp | None = None
 
     def __post_init__(self) -> None:
         _check_amount(self.total_hours, f"ticket {self.number} total_hours")
@@ -529,3 +535,72 @@ def from_codex_bulk_item(item: Mapping[str, Any]) -> CompanyData:
         contacts=tuple(contacts.values()),
         tickets=tuple(_ticket(row, f"tickets[{index}]")
                       for index, row in enumerate(_rows(item, "tickets"))))
+
+
+# --- the same, fast: one line of Codex's ``format=ndjson`` bulk answer ----------------------
+
+@dataclass(frozen=True)
+class _WireCompany:
+    account_number: str
+    name: str = ""
+    billing_plan: str | None = None
+    contract_term_length: str | None = None
+    contract_start_date: date | None = None
+    contract_end_date: date | None = None
+
+
+class _WireAsset(msgspec.Struct):
+    id: int
+    hostname: str
+    billing_type: str
+    backup_bytes: int | None = None  # Codex's null: the RMM reports no backup
+    device_category: str = ""
+    retired_at: str | None = None
+
+
+@dataclass(frozen=True)
+class _WireItem:
+    """One company of the bulk answer, decoded by msgspec, mostly straight into Ledger's
+    own frozen values (their ``__post_init__`` checks run as for any other construction)."""
+
+    company: _WireCompany
+    assets: list[_WireAsset] = field(default_factory=list)
+    contacts: list[CodexContact] = field(default_factory=list)
+    tickets: list[CodexTicket] = field(default_factory=list)
+
+
+_WIRE = msgspec.json.Decoder(_WireItem)
+
+
+def from_codex_bulk_line(line: bytes) -> CompanyData:
+    """:func:`from_codex_bulk_item` of one JSON line, several times faster on well-formed data.
+
+    Anything the typed decoding refuses (a null where a text belongs, a float hour, a bad
+    date...) is read again by :func:`from_codex_bulk_item`, so the error names the field
+    exactly as it would there, and values it accepts come out the same.
+    """
+    try:
+        wire = _WIRE.decode(line)
+    except (msgspec.ValidationError, msgspec.DecodeError, ValueError):
+        try:
+            item = orjson.loads(line)
+        except orjson.JSONDecodeError as exc:
+            raise InputError(f"not JSON: {exc}") from None
+        return from_codex_bulk_item(item)
+    company = wire.company
+    contacts: dict[int, CodexContact] = {}
+    for contact in wire.contacts:
+        contacts.setdefault(contact.id, contact)
+    return CompanyData(
+        account_number=company.account_number, name=company.name,
+        billing_plan=company.billing_plan, contract_term_length=company.contract_term_length,
+        contract_start_date=company.contract_start_date,
+        contract_end_date=company.contract_end_date,
+        assets=tuple(CodexAsset(asset.id, asset.hostname, asset.billing_type,
+                                asset.backup_bytes or 0, asset.retired_at is not None,
+                                asset.device_category)
+                     for asset in wire.assets),
+        contacts=tuple(contacts.values()),
+        # A ticket without a number is known by its id, as from_codex_bulk_item has it.
+        tickets=tuple(ticket if ticket.number else replace(ticket, number=str(ticket.id))
+                      for ticket in wire.tickets))

@@ -7,6 +7,7 @@ client users are refused. Services are admitted route by route.
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from datetime import UTC, date, datetime
 from functools import wraps
 from typing import Any, ParamSpec, TypeVar
@@ -18,7 +19,7 @@ from werkzeug.wrappers import Response
 
 from hivematrix.common.db import get_session
 from hivematrix.common.errors import problem
-from hivematrix.common.service_client import call_service
+from hivematrix.common.service_client import call_service, stream_service
 from hivematrix.ledger.billing import period_of
 from hivematrix.ledger.errors import LedgerError
 from hivematrix.ledger.inputs import Period
@@ -77,6 +78,10 @@ def query_period() -> Period:
 
 def fetch_codex(path: str) -> httpx.Response:
     return call_service("codex", path)
+
+
+def stream_codex(path: str) -> AbstractContextManager[httpx.Response]:
+    return stream_service("codex", path)
 
 
 def actor() -> str:

@@ -17,6 +17,7 @@ from hivematrix.ledger.api import (
     fetch_codex,
     query_period,
     refusals,
+    stream_codex,
     today,
 )
 from hivematrix.ledger.errors import LedgerError
@@ -77,9 +78,8 @@ def invoice(account_number: str) -> Any:
 @refusals
 def bulk_invoices() -> Any:
     period = query_period()
-    items = billing.fetch_companies(fetch_codex, period.year)
-    data = billing.bulk_zip(billing.receipts(get_session(), items, period, today=today()),
-                            terms_days=_terms())
+    data = billing.bulk_zip(billing.all_receipts(get_session(), stream_codex, period,
+                                                 today=today()), terms_days=_terms())
     return Response(data, mimetype="application/zip", headers={
         "Content-Disposition": f'attachment; filename="invoices-{period}.zip"'})
 
@@ -94,8 +94,7 @@ def bulk_invoices() -> Any:
 @refusals
 def dashboard() -> Any:
     period = query_period()
-    items = billing.fetch_companies(fetch_codex, period.year)
     session = get_session()
-    return billing.dashboard(billing.receipts(session, items, period, today=today()), period,
-                             today(), archive.accepted_accounts(session, period.year,
-                                                                period.month))
+    return billing.dashboard(billing.all_receipts(session, stream_codex, period, today=today()),
+                             period, today(), archive.accepted_accounts(session, period.year,
+                                                                        period.month))

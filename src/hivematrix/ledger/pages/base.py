@@ -18,7 +18,15 @@ from flask import Flask, current_app, g, render_template, request
 
 from hivematrix.common.db import get_db, get_session
 from hivematrix.ledger import archive, billing, jobs
-from hivematrix.ledger.api import READERS, WRITERS, actor, fetch_codex, query_period, today
+from hivematrix.ledger.api import (
+    READERS,
+    WRITERS,
+    actor,
+    fetch_codex,
+    query_period,
+    stream_codex,
+    today,
+)
 from hivematrix.ledger.calculation import Receipt
 from hivematrix.ledger.errors import LedgerError
 from hivematrix.ledger.inputs import Period
@@ -75,8 +83,7 @@ def period_args(period: Period) -> dict[str, Any]:
 
 def all_receipts(period: Period) -> list[Receipt]:
     """Every company's bill for ``period``: one Codex bulk call."""
-    items = billing.fetch_companies(fetch_codex, period.year)
-    return billing.receipts(get_session(), items, period, today=today())
+    return billing.all_receipts(get_session(), stream_codex, period, today=today())
 
 
 def dashboard(period: Period) -> dict[str, Any]:
