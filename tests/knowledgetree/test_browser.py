@@ -1,20 +1,38 @@
 """KnowledgeTree's pages in a real Chromium: stored XSS in names and content stays inert,
 search as you type shows ranked results, the grid/list choice persists, the context dialog
-works. The app is served directly (over the real FalkorDB of ``conftest``); a small WSGI
-wrapper adds the signed-in user's bearer token, as Nexus does for every proxied request."""
+works. Most tests serve the app directly (over the real FalkorDB of ``conftest``), a small
+WSGI wrapper adding the signed-in user's bearer token as Nexus does for every proxied request;
+the last signs in through a real Nexus (identity, Core, KnowledgeTree and Nexus as processes)
+and writes through the pages' forms there."""
 
 from __future__ import annotations
 
+import json
+import re
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 from flask import Flask
+from playwright.sync_api import expect
 
-from hivematrix.common.testing import TokenFactory, serve_wsgi, watched_page
+from hivematrix.cli import main
+from hivematrix.common.testing import (
+    ServiceProcess,
+    TokenFactory,
+    free_port,
+    serve_wsgi,
+    watched_page,
+)
+from hivematrix.knowledgetree.graph import FalkorDBStore
 from hivematrix.knowledgetree.items import ROOT_ID, KnowledgeTree
+from hivematrix.knowledgetree.testing import FalkorDBServer
 from tests.knowledgetree.apiapp import kt_app_fixture, kt_fixture  # noqa: F401 - the fixtures
+from tests.nexus.conftest import create_users, sign_in
 
 pytestmark = [pytest.mark.browser]
 WAIT_MS = 15_000
@@ -65,8 +83,11 @@ def inert(page: Any, problems: list[str]) -> None:
     """Nothing injected ran, and none of it is live markup in the page."""
     assert page.evaluate("window.__xss") == 0
     assert not [p for p in problems if p.startswith("dialog")], problems
-    assert page.locator("img[onerror], svg, script:not([src])").count() == 0
-    assert page.locator("a[href^='javascript']").count() == 0
+    # Inside the service's own part of the page (Nexus's chrome has its icons and script).
+    main = page.locator("main.page")
+    assert main.count() == 1
+    assert main.locator("img[onerror], svg, script:not([src])").count() == 0
+    assert main.locator("a[href^='javascript']").count() == 0
 
 
 def test_stored_xss_in_names_and_content_is_inert(browser: Any, site: Site) -> None:
@@ -103,8 +124,7 @@ def test_stored_xss_in_names_and_content_is_inert(browser: Any, site: Site) -> N
         # The context dialog shows the raw markdown as text.
         page.get_by_test_id("context-link").click()
         output = page.get_by_test_id("context-output")
-        page.wait_for_function("document.querySelector('[data-context-output]')"
-                               ".textContent.includes('unique-zebra')", timeout=WAIT_MS)
+        expect(output).to_contain_text("unique-zebra", timeout=WAIT_MS)
         assert SCRIPT in output.inner_text()
         inert(page, problems)
         assert without_broken_images(problems, missing) == []
@@ -125,8 +145,7 @@ def test_search_as_you_type_shows_ranked_results(browser: Any, site: Site) -> No
         page.locator("#kt-search").press_sequentially("printe", delay=30)
         suggestions = page.get_by_test_id("suggestion")
         suggestions.first.wait_for(timeout=WAIT_MS)
-        page.wait_for_function("document.querySelectorAll('[data-testid=suggestion]')"
-                               ".length === 2", timeout=WAIT_MS)
+        expect(suggestions).to_have_count(2, timeout=WAIT_MS)
         names = suggestions.locator("a").all_inner_texts()
         assert names == ["Printer", "Office"]  # the title match first
         assert "IT" in suggestions.first.inner_text()  # the folder path
@@ -134,8 +153,8 @@ def test_search_as_you_type_shows_ranked_results(browser: Any, site: Site) -> No
         assert marks and all(mark.lower().startswith("printe") for mark in marks)
         # Fewer than two characters: the list goes away.
         page.fill("#kt-search", "p")
-        page.wait_for_function("document.querySelector('[data-search-results]')"
-                               ".classList.contains('u-hidden')", timeout=WAIT_MS)
+        expect(page.locator("[data-search-results]")).to_have_class(re.compile(r"\bu-hidden\b"),
+                                                                    timeout=WAIT_MS)
         # A result opens the item.
         page.fill("#kt-search", "toner")
         page.get_by_test_id("suggestion").first.wait_for(timeout=WAIT_MS)
@@ -180,3 +199,103 @@ def test_grid_or_list_persists(browser: Any, site: Site) -> None:
         assert more == [], more
     finally:
         other.close()
+
+
+# ---------- through Nexus ----------
+
+@dataclass
+class Platform:
+    nexus: str
+    kt: KnowledgeTree
+
+
+@pytest.fixture(scope="module")
+def platform(tmp_path_factory: pytest.TempPathFactory,
+             falkordb_server: FalkorDBServer) -> Iterator[Platform]:
+    home = tmp_path_factory.mktemp("kt-platform")
+    names = ("identity", "core", "knowledgetree", "nexus")
+    ports = {name: free_port() for name in names}
+    services = {name: {"url": f"http://127.0.0.1:{port}", "port": port, "title": name.title(),
+                       "visible": name == "knowledgetree", "admin_only": False,
+                       "billing_or_admin_only": False}
+                for name, port in ports.items()}
+    (home / "services.json").write_text(json.dumps(services))
+    result = CliRunner().invoke(main, ["init"], env={"HIVEMATRIX_HOME": str(home)})
+    assert result.exit_code == 0, result.output
+    graph = f"kt-nexus-{uuid.uuid4().hex}"
+    identity_url = services["identity"]["url"]
+    envs = {
+        "identity": {"IDENTITY_REDIRECT_URIS": f"{services['nexus']['url']}/keycloak-callback"},
+        "core": {"OIDC_ISSUER_URL": f"{identity_url}/realms/hivematrix"},
+        "knowledgetree": {"KT_GRAPH_URL": f"falkordb://127.0.0.1:{falkordb_server.port}/{graph}",
+                          "KT_SCHEDULER": "false", "KT_FILES_DIR": str(home / "kt-files")},
+        "nexus": {"KEYCLOAK_BACKEND_URL": identity_url, "NEXUS_LOGIN_RATE_LIMIT": "600/minute"},
+    }
+    processes: dict[str, ServiceProcess] = {}
+    store = FalkorDBStore(port=falkordb_server.port, graph=graph)
+    try:
+        # The graph with its root first: KnowledgeTree's health check fails on a graph that
+        # does not exist yet (FalkorDB: "empty key"), and the process is started only once
+        # healthy.
+        tree = KnowledgeTree(store, Path(home / "kt-files"))
+        tree.ensure_ready()
+        for name in names:
+            processes[name] = ServiceProcess(name, home, port=ports[name],
+                                             env=envs[name]).start()
+        create_users(home)
+        yield Platform(services["nexus"]["url"], tree)
+    finally:
+        for process in processes.values():
+            process.stop()
+        store.drop_all()
+        store.close()
+
+
+def test_writing_through_nexus(browser: Any, platform: Platform) -> None:
+    nexus = f"{platform.nexus}/knowledgetree"
+    kt = platform.kt
+    kt.create(ROOT_ID, f"Evil {IMG}", "folder", by="mallory")
+    context, page, problems = watched_page(browser)
+    page.add_init_script("window.__xss = 0;")
+    try:
+        sign_in(page, platform.nexus, "/knowledgetree/", "tom")
+        # Composed by Nexus: its navigation around the page, the script loaded under the prefix.
+        assert page.locator("nav.side-nav").is_visible()
+        assert page.get_by_test_id("folder-tree").get_by_text(f"Evil {IMG}").count() == 1
+        inert(page, problems)
+        # A new folder and an article in it, through the forms (CSRF tokens and all).
+        page.get_by_role("link", name="New folder").click()
+        page.fill("#name", "Runbooks")
+        page.get_by_role("button", name="Save").click()
+        page.wait_for_url(f"{nexus}/items/*")
+        assert page.get_by_test_id("item-name").inner_text() == "Runbooks"
+        page.get_by_role("link", name="New article").click()
+        page.fill("#name", "Firewall")
+        page.fill("#content", "# Rules\n\n| port | use |\n|---|---|\n| 443 | web |\n\n"
+                               "```sh\nufw allow 443\n```\n\n" + SCRIPT)
+        page.get_by_test_id("preview-button").click()
+        preview = page.get_by_test_id("preview")
+        assert preview.locator("h1").inner_text() == "Rules"
+        assert preview.locator("td").first.inner_text() == "443"
+        page.get_by_role("button", name="Save").click()
+        page.wait_for_url(f"{nexus}/items/*")
+        content = page.get_by_test_id("article-content")
+        assert content.locator("pre.code code.language-bash").inner_text().strip() == \
+            "ufw allow 443"
+        inert(page, problems)
+        # Search as you type through Nexus.
+        page.fill("#kt-search", "firew")
+        page.get_by_test_id("suggestion").first.wait_for(timeout=WAIT_MS)
+        assert page.get_by_test_id("suggestion").first.locator("a").inner_text() == "Firewall"
+        # The view choice, through Nexus, kept.
+        page.goto(f"{nexus}/")
+        page.get_by_test_id("view-list").click()
+        page.wait_for_url(f"{nexus}/items/root")
+        page.goto(f"{nexus}/")
+        assert page.locator("[data-view=list]").count() == 1
+        assert problems == [], problems
+    finally:
+        context.close()
+    runbooks = next(child for child in kt.children(ROOT_ID) if child.name == "Runbooks")
+    [firewall] = kt.children(runbooks.id)
+    assert firewall.name == "Firewall" and firewall.created_by == "tom"
