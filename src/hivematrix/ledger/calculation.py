@@ -31,7 +31,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, localcontext
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from hivematrix.ledger.inputs import (
     CUSTOM,
@@ -277,9 +277,9 @@ def features(plan: Plan, overrides: Overrides) -> tuple[FeatureValue, ...]:
 
 # --- assets and users (rules 3 and 4) ------------------------------------------------------
 
-@dataclass(frozen=True)
-class _Billed:
-    """One asset or user on its way to a line: its effective type and where it came from."""
+class _Billed(NamedTuple):
+    """One asset or user on its way to a line: its effective type and where it came from
+    (a tuple: tens of thousands are made per run of every bill)."""
 
     name: str
     billing_type: str
@@ -343,7 +343,8 @@ def _users(company: CompanyData, overrides: Overrides, rates: Rates,
     lines: list[Line] = []
     quantities: dict[str, int] = defaultdict(int)
     for item in billed:
-        rate = {PAID: rates.per_user, CUSTOM: item.custom_cost}.get(item.billing_type) or ZERO
+        rate = (rates.per_user if item.billing_type == PAID
+                else item.custom_cost if item.billing_type == CUSTOM else None) or ZERO
         quantities[item.billing_type] += 1
         lines.append(_line("users", item.name, item.billing_type, item.source, Decimal(1),
                            rate, ref=item.ref))
@@ -377,10 +378,18 @@ def _backup(assets: list[_Billed], rates: Rates) -> tuple[list[Line], BackupDeta
 
 # --- ticket hours (rule 6) -----------------------------------------------------------------
 
-def _month_of(moment: datetime) -> Period:
-    if moment.tzinfo is not None:
+#: (year, month): what hours are summed by (cheaper than a Period per time entry).
+Month = tuple[int, int]
+
+
+def _month_key(moment: datetime) -> Month:
+    if moment.tzinfo is not None and moment.utcoffset():
         moment = moment.astimezone(UTC)
-    return Period(moment.year, moment.month)
+    return moment.year, moment.month
+
+
+def _month_of(moment: datetime) -> Period:
+    return Period(*_month_key(moment))
 
 
 def _ticket_moment(ticket: CodexTicket, warnings: list[str]) -> datetime | None:
@@ -393,7 +402,7 @@ def _ticket_moment(ticket: CodexTicket, warnings: list[str]) -> datetime | None:
     return moment
 
 
-def _ticket_hours(ticket: CodexTicket, warnings: list[str]) -> list[tuple[Period, Decimal]]:
+def _ticket_hours(ticket: CodexTicket, warnings: list[str]) -> list[tuple[Month, Decimal]]:
     """(month, billable hours) pairs of one ticket."""
     if not ticket.time_entries:
         if ticket.total_hours <= 0:
@@ -403,8 +412,8 @@ def _ticket_hours(ticket: CodexTicket, warnings: list[str]) -> list[tuple[Period
             warnings.append(f"ticket #{ticket.number}: {plain(ticket.total_hours)} hours "
                             "without any date; not counted")
             return []
-        return [(_month_of(moment), ticket.total_hours)]
-    pairs: list[tuple[Period, Decimal]] = []
+        return [(_month_key(moment), ticket.total_hours)]
+    pairs: list[tuple[Month, Decimal]] = []
     for entry in ticket.time_entries:
         if not entry.billable or entry.hours <= 0:
             continue
@@ -417,30 +426,32 @@ def _ticket_hours(ticket: CodexTicket, warnings: list[str]) -> list[tuple[Period
                 continue
             warnings.append(f"ticket #{ticket.number}: time entry {entry.id} has no date; "
                             f"counted in {_month_of(moment)} with the ticket")
-        pairs.append((_month_of(moment), entry.hours))
+        pairs.append((_month_key(moment), entry.hours))
     return pairs
 
 
 def _hours(tickets: Iterable[CodexTicket], period: Period, rates: Rates, support: str,
            warnings: list[str]) -> tuple[list[Line], HoursDetails]:
-    by_month: dict[Period, Decimal] = defaultdict(lambda: ZERO)
+    by_month: dict[Month, Decimal] = defaultdict(lambda: ZERO)
     in_period: list[TicketHours] = []
+    this_month = (period.year, period.month)
+    year_start = (period.year, 1)
     for ticket in tickets:
         mine = ZERO
         for month, hours in _ticket_hours(ticket, warnings):
-            if month.year == period.year and month <= period:
+            if year_start <= month <= this_month:
                 by_month[month] += hours
-                if month == period:
+                if month == this_month:
                     mine += hours
         if mine > 0:
             in_period.append(TicketHours(ticket.id, ticket.number, ticket.subject, mine))
     monthly, yearly = rates.prepaid_hours_monthly, rates.prepaid_hours_yearly
-    earlier = tuple((Period(period.year, number), by_month[Period(period.year, number)])
+    earlier = tuple((Period(period.year, number), by_month[(period.year, number)])
                     for number in range(1, period.month))
     # Only hours beyond each month's own allowance draw on the yearly pool.
     used_before = min(yearly, sum((max(ZERO, hours - monthly) for _, hours in earlier), ZERO))
     remaining_before = max(ZERO, yearly - used_before)
-    hours = by_month[period]
+    hours = by_month[this_month]
     beyond_monthly = max(ZERO, hours - monthly)
     billable = max(ZERO, beyond_monthly - remaining_before)
     inclusive = support.strip().casefold() in {level.casefold() for level in INCLUSIVE_SUPPORT}
