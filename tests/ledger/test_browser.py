@@ -249,8 +249,11 @@ def test_billing_user_reads_downloads_and_accepts_a_bill(
 
     # The second tab still offers to accept; doing so says it is accepted already.
     other.get_by_role("button", name="Accept bill").click()
-    other.locator("#confirm-accept .modal__footer").get_by_role(
-        "button", name="Accept bill").click()
+    with other.expect_response(lambda response: response.request.method == "POST") as posted:
+        other.locator("#confirm-accept .modal__footer").get_by_role(
+            "button", name="Accept bill").click()
+    assert posted.value.url == f"{nexus}/ledger/clients/620547/accept"
+    assert posted.value.status == 409
     error = other.get_by_test_id("page-error")
     error.wait_for()
     assert error.inner_text().startswith(
@@ -278,13 +281,17 @@ def test_billing_user_reads_downloads_and_accepts_a_bill(
     assert cells(acme)[4] == "Archived"
 
     OUTPUT.mkdir(parents=True, exist_ok=True)
-    page.locator("[data-theme-toggle]").click()
+    # The choice is saved in the background; the next page follows it once it is stored.
+    with page.expect_response(lambda response: response.request.method == "PUT") as saved:
+        page.locator("[data-theme-toggle]").click()
+    assert saved.value.ok
     page.locator("html[data-theme=dark]").wait_for()
     page.screenshot(path=str(OUTPUT / "ledger-dashboard-dark.png"), full_page=True)
     page.goto(f"{nexus}/ledger/clients/620547?{MARCH}")
     page.locator("html[data-theme=dark]").wait_for()
     page.screenshot(path=str(OUTPUT / "ledger-client-dark.png"), full_page=True)
-    page.locator("[data-theme-toggle]").click()
+    with page.expect_response(lambda response: response.request.method == "PUT"):
+        page.locator("[data-theme-toggle]").click()
     page.locator("html[data-theme=light]").wait_for()
     assert problems == []
     context.close()
