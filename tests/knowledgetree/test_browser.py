@@ -299,3 +299,44 @@ def test_writing_through_nexus(browser: Any, platform: Platform) -> None:
     runbooks = next(child for child in kt.children(ROOT_ID) if child.name == "Runbooks")
     [firewall] = kt.children(runbooks.id)
     assert firewall.name == "Firewall" and firewall.created_by == "tom"
+
+
+def test_admin_page_through_nexus(browser: Any, platform: Platform) -> None:
+    """Counts, a sync started from the page whose outcome the script shows (there is no Codex
+    on this platform, so it ends in an error), and wipe only with WIPE typed."""
+    nexus = f"{platform.nexus}/knowledgetree"
+    kt = platform.kt
+    kt.create(ROOT_ID, "To be wiped", "article", by="alice", content="bye")
+    before = kt.counts()
+    context, page, problems = watched_page(browser)
+    try:
+        sign_in(page, platform.nexus, "/knowledgetree/admin", "alice")
+        counts = page.get_by_test_id("counts")
+        assert counts.locator("[data-count=articles]").inner_text() == str(before["articles"])
+        page.get_by_role("button", name="Sync from Codex now").click()
+        page.wait_for_url(f"{nexus}/admin?started=1")
+        expect(page.locator("[data-sync-result]")).to_contain_text("error", timeout=WAIT_MS)
+        expect(page.locator("[data-sync-button]")).to_be_enabled(timeout=WAIT_MS)
+        expect(page.locator("[data-sync-state]")).to_contain_text("Last finished",
+                                                                 timeout=WAIT_MS)
+        page.fill("#confirm", "wipe")
+        page.get_by_role("button", name="Wipe everything").click()
+        assert "Type WIPE to confirm." in page.locator("#confirm-error").inner_text()
+        assert kt.counts() == before
+        page.fill("#confirm", "WIPE")
+        page.get_by_role("button", name="Wipe everything").click()
+        expect(page.get_by_test_id("wiped")).to_be_visible(timeout=WAIT_MS)
+        assert kt.counts() == {"folders": 0, "articles": 0, "files": 0}
+        # A 400 page is an answer the console reports; nothing else went wrong.
+        assert [p for p in problems if "400" not in p] == [], problems
+    finally:
+        context.close()
+    # Technicians have no admin page.
+    other, second, _ = watched_page(browser)
+    try:
+        sign_in(second, platform.nexus, "/knowledgetree/", "tom")
+        assert second.get_by_role("link", name="Admin").count() == 0
+        answer = second.goto(f"{nexus}/admin")
+        assert answer is not None and answer.status == 403
+    finally:
+        other.close()

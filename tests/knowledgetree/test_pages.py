@@ -437,9 +437,16 @@ def test_admin_sync_start_refused_while_one_runs(client: FlaskClient, as_user: H
                                                  kt: KnowledgeTree) -> None:
     from hivematrix.knowledgetree import scheduler
 
-    assert scheduler.Lease(kt.store, scheduler.SYNC_LEASE, "elsewhere:1:cli", 60.0).acquire()
+    lease = scheduler.Lease(kt.store, scheduler.SYNC_LEASE, "elsewhere:1:cli", 60.0)
+    assert lease.acquire()
     answer = post(client, as_user("admin"), "/admin/sync", {}, "/admin")
     assert "A Codex sync is running" in body(answer, 409)
+    lease.release(error="stopped by the test")
+    # The finished run's time and outcome on the page.
+    finished = body(client.get("/admin", headers={**as_user("admin"), **HTML}))
+    state = finished.split("data-sync-state>", 1)[1].split("</p>", 1)[0]
+    assert re.search(r'Last finished <time datetime="\d{4}-\d\d-\d\dT[\d:]+\+00:00">', state)
+    assert "stopped by the test" in finished
 
 
 # ---------- helpers ----------

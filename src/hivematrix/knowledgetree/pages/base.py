@@ -7,6 +7,7 @@ page is for admins. The model refuses read-only (synced) items whatever a page o
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,14 @@ bp = APIBlueprint("knowledgetree_pages", __name__, enable_openapi=False)
 #: Form fields for an article's content are at most this long (a whole-tree import aside,
 #: nothing a person types is bigger).
 MAX_CONTENT = 2_000_000
+
+
+@bp.app_template_filter("epoch_time")
+def epoch_time(seconds: float | int | None) -> str:
+    """Seconds since the epoch (the sync lease's times) as ISO 8601 UTC, for ``ui.when``."""
+    if seconds is None:
+        return ""
+    return datetime.fromtimestamp(float(seconds), UTC).isoformat(timespec="seconds")
 
 
 def level() -> str:

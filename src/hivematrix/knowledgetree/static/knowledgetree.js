@@ -215,7 +215,8 @@
         if (sync.running) {
           state.textContent = `Running: ${sync.done} of ${sync.total} companies${sync.current ? ` (now ${sync.current})` : ""}.`;
         } else if (sync.finished_at) {
-          state.textContent = `Last finished ${sync.finished_at}.`;
+          const finished = new Date(Number(sync.finished_at) * 1000);
+          state.textContent = `Last finished ${finished.toISOString().slice(0, 16).replace("T", " ")} UTC.`;
         }
         if (result && sync.last_result) {
           result.textContent = `Last result: ${Object.entries(sync.last_result).map(([key, value]) => `${key} ${typeof value === "object" ? JSON.stringify(value) : value}`).join(", ")}`;
