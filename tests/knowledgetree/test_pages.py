@@ -491,3 +491,32 @@ def test_an_html_article_is_edited_and_shown_sanitised(client: FlaskClient, as_u
     bad = post(client, tech, f"/items/{ids['runbook']}/edit",
                {"name": "Escalation", "content_format": "rtf", "content": "x"})
     assert 'id="content_format-error"' in body(bad, 400)
+
+
+def test_every_page_per_role(page: Any, kt: KnowledgeTree, ids: dict[str, str]) -> None:
+    """Each page's answer for each role: 200 to whom it is for, 403 to staff it is not for,
+    404 to a client user outside their company (their own company's reads work)."""
+    kt.update(ids["notes"], by="alice", content="newer")
+    [revision] = kt.revisions(ids["notes"])
+    notes, internal = ids["notes"], ids["internal"]
+    reads = ["/", f"/items/{internal}", f"/items/{notes}", "/search?query=key",
+             f"/items/{notes}/context", f"/items/{notes}/revisions/{revision.id}"]
+    writes = [f"/items/{internal}/new?type=article", f"/items/{internal}/new?type=folder",
+              f"/items/{notes}/edit", f"/items/{notes}/move", f"/items/{notes}/delete"]
+    expected = {
+        "admin": {**dict.fromkeys(reads, 200), **dict.fromkeys(writes, 200), "/admin": 200},
+        "technician": {**dict.fromkeys(reads, 200), **dict.fromkeys(writes, 200),
+                       "/admin": 403},
+        "billing": {**dict.fromkeys(reads, 200), **dict.fromkeys(writes, 403), "/admin": 403},
+    }
+    for level, pages in expected.items():
+        for path, status in pages.items():
+            assert page(level, path).status_code == status, (level, path)
+    # A client user: their company's pages (the article Notes is in it), nothing else.
+    client_pages = {"/": 303, f"/items/{internal}": 404, f"/items/{notes}": 200,
+                    "/search?query=key": 200, f"/items/{notes}/context": 200,
+                    f"/items/{notes}/revisions/{revision.id}": 200,
+                    f"/items/{ids['runbook']}/context": 404, "/admin": 403,
+                    **dict.fromkeys(writes, 403)}
+    for path, status in client_pages.items():
+        assert page("client", path, account_number=ACME).status_code == status, path
