@@ -716,9 +716,9 @@ class KnowledgeTree:
             "fulltext": self.store.fulltext_query(ITEM_SCHEMA, terms), "start": start_id,
             "exact": name_key(" ".join(query.split()))}
         # Titles equal to the query, by the name_key index; they rank first if they are hits.
-        titled = {row["key"]: row for row in self.store.query(
+        titled = {row["ref"]: row for row in self.store.query(
             f"MATCH (node:ContextItem {{name_key: $exact}}) "
-            f"RETURN {key} AS key, {_columns('node')}", params)}
+            f"RETURN {key} AS ref, {_columns('node')}", params)}
         params["titled"] = list(titled)
         if titled:
             counted = self.store.query(
