@@ -17,7 +17,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from hivematrix.codex import create_app
-from hivematrix.codex.display import Pager, human_bytes, sort_headers, uplink_tree
+from hivematrix.codex.display import human_bytes, sort_headers, uplink_tree
 from hivematrix.codex.models import (
     Agent,
     Asset,
@@ -26,6 +26,7 @@ from hivematrix.codex.models import (
 )
 from hivematrix.codex.pages.imports import UploadStore
 from hivematrix.common.db import Database
+from hivematrix.common.paging import Pager
 from tests.codex.fakes.freshservice import API_KEY, FreshserviceFake
 from tests.codex.page_data import TODAY, XSS_NAME, Seeded, seed
 from tests.codex.seeding import Headers, database

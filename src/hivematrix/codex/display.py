@@ -5,7 +5,6 @@ Plain functions of plain values (no Flask, no database), so every rule is tested
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -64,45 +63,6 @@ def ticket_priority(priority: str) -> tuple[str, str]:
 
 
 # -- pages and sorting -------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Pager:
-    """Which page of a list is shown, and the page links around it."""
-
-    page: int
-    per_page: int
-    total: int
-
-    @property
-    def pages(self) -> int:
-        return max(1, math.ceil(self.total / self.per_page))
-
-    @property
-    def offset(self) -> int:
-        return (self.page - 1) * self.per_page
-
-    @property
-    def first_shown(self) -> int:
-        return min(self.offset + 1, self.total)
-
-    @property
-    def last_shown(self) -> int:
-        return min(self.offset + self.per_page, self.total)
-
-    def links(self, around: int = 2) -> list[int | None]:
-        """Page numbers to link: the first, the last and ``around`` either side of the
-        current one; ``None`` marks a gap."""
-        wanted = {1, self.pages, *range(self.page - around, self.page + around + 1)}
-        numbers = sorted(number for number in wanted if 1 <= number <= self.pages)
-        shown: list[int | None] = []
-        previous = 0
-        for number in numbers:
-            if previous and number - previous > 1:
-                shown.append(None)
-            shown.append(number)
-            previous = number
-        return shown
 
 
 @dataclass(frozen=True)

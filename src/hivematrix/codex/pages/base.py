@@ -11,9 +11,10 @@ from marshmallow import ValidationError
 
 from hivematrix.codex import access, display
 from hivematrix.codex.billing_types import BadBillingMap, BillingTypeMap
-from hivematrix.codex.display import Pager, sort_headers
+from hivematrix.codex.display import sort_headers
 from hivematrix.codex.listing import BadQuery, Listing, integer
 from hivematrix.codex.settings import BadSetting, json_mapping
+from hivematrix.common.paging import Pager
 
 bp = APIBlueprint("codex_pages", __name__, enable_openapi=False)
 

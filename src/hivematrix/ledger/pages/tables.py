@@ -6,12 +6,12 @@ and gets the rows to show back. A bad parameter is a :class:`LedgerError` naming
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from hivematrix.common.paging import Pager
 from hivematrix.ledger.errors import LedgerError
 
 Row = Mapping[str, Any]
@@ -79,43 +79,6 @@ def sort_rows(rows: Iterable[Row], sort: str) -> list[Row]:
     key = SORTS[sort.lstrip("-")]
     ordered = sorted(rows, key=lambda row: str(row.get("account_number") or ""))
     return sorted(ordered, key=key, reverse=sort.startswith("-"))
-
-
-@dataclass(frozen=True)
-class Pager:
-    """Which page of a list is shown, and the page links around it."""
-
-    page: int
-    per_page: int
-    total: int
-
-    @property
-    def pages(self) -> int:
-        return max(1, math.ceil(self.total / self.per_page))
-
-    @property
-    def offset(self) -> int:
-        return (self.page - 1) * self.per_page
-
-    @property
-    def first_shown(self) -> int:
-        return min(self.offset + 1, self.total)
-
-    @property
-    def last_shown(self) -> int:
-        return min(self.offset + self.per_page, self.total)
-
-    def links(self, around: int = 2) -> list[int | None]:
-        """The first page, the last, and ``around`` either side of this one; None is a gap."""
-        numbers = sorted(n for n in {1, self.pages, *range(self.page - around,
-                                                           self.page + around + 1)}
-                         if 1 <= n <= self.pages)
-        shown: list[int | None] = []
-        for number in numbers:
-            if shown and number - (shown[-1] or 0) > 1:
-                shown.append(None)
-            shown.append(number)
-        return shown
 
 
 @dataclass(frozen=True)
