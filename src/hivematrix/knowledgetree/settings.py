@@ -39,6 +39,9 @@ DEFAULTS: dict[str, Any] = {
     "KT_GRAPH_TIMEOUT": 10.0,
     # Attachment bytes; unset: $HIVEMATRIX_HOME/knowledgetree/files.
     "KT_FILES_DIR": None,
+    # Import documents between the admin's dry run and confirmation; unset:
+    # $HIVEMATRIX_HOME/knowledgetree/pending-imports (never a shared temporary folder).
+    "KT_PENDING_IMPORTS_DIR": None,
     "KT_MAX_UPLOAD_BYTES": 25 * 1024 * 1024,
     "KT_ALLOWED_EXTENSIONS": DEFAULT_EXTENSIONS,
     # The body of POST /api/import (a whole tree's export); every other request is limited
@@ -206,6 +209,9 @@ class TreeHolder:
 
     def health(self) -> Check:
         try:
+            # A new deployment's graph does not exist until the tree is first made ready, and
+            # FalkorDB refuses any query on it until then: getting ready is the check.
+            self.tree()
             self.store.query("RETURN 1 AS ok")
         except GraphError as exc:
             return Check("unhealthy", {"graph": self.target.describe(),

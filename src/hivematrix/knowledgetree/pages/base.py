@@ -76,10 +76,11 @@ def folder_tree(knowledge: KnowledgeTree) -> Any:
 
 
 def pending_imports() -> logic.PendingImports:
-    """Where imports wait for their confirmation (``KT_PENDING_IMPORTS_DIR``, else a folder in
-    the system's temporary directory)."""
+    """Where imports wait for their confirmation (``KT_PENDING_IMPORTS_DIR``, else
+    ``$HIVEMATRIX_HOME/knowledgetree/pending-imports``): client data, kept with the rest."""
     folder = current_app.config.get("KT_PENDING_IMPORTS_DIR")
-    return logic.PendingImports(Path(folder) if folder else None)
+    return logic.PendingImports(Path(folder) if folder else Path(
+        current_app.config["HIVEMATRIX_HOME"]) / "knowledgetree" / "pending-imports")
 
 
 def knowledge() -> KnowledgeTree:
