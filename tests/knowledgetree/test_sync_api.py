@@ -40,11 +40,15 @@ def synced_app(falkordb_server: FalkorDBServer, service_settings: dict[str, Any]
     holder.close()
 
 
-def wait_finished(client: FlaskClient, headers: dict[str, str]) -> dict[str, Any]:
+def wait_finished(client: FlaskClient, headers: dict[str, str],
+                  after: float = 0.0) -> dict[str, Any]:
+    """The status once a sync that finished after ``after`` (epoch seconds) is recorded
+    (an earlier run's result, or a released lease's, is not that sync's)."""
     deadline = time.monotonic() + 60
     while True:
         status = ok(client.get("/api/admin/sync", headers=headers))
-        if not status["running"] and status["last_result"] is not None:
+        if not status["running"] and status["last_result"] is not None and (
+                float(status["finished_at"] or 0) > after):
             return dict(status)
         assert time.monotonic() < deadline, status
         time.sleep(0.1)
@@ -88,6 +92,7 @@ def test_a_running_sync_refuses_another(synced_app: Flask, as_user: Headers) -> 
         assert status["running"] is True and status["holder"] == "elsewhere:1:cli"
     finally:
         lease.release()
+    released = time.time()
     started = client.post("/api/admin/sync", headers=admin, json={"tickets": False})
     assert started.status_code == 202
-    assert wait_finished(client, admin)["last_result"]["errors"] == 0
+    assert wait_finished(client, admin, after=released)["last_result"]["errors"] == 0
