@@ -6,7 +6,8 @@ Seeds a new PostgreSQL database (migrated with Codex's Alembic history) by COPY 
 1,000 companies, 40,000 contacts (one role each), 60,000 assets (2% retired), 200,000
 tickets over three years, each with one time entry, of which 5,000 are active (the rest
 closed), and 25 PSA agents. Then Codex's app answers, over real HTTP (a werkzeug server
-thread, the kit's full request cycle with RS256 token verification against a local JWKS):
+in a process of its own, the kit's full request cycle with RS256 token verification against a
+local JWKS):
 
 - ``GET /api/companies/bulk?include_tickets=true`` (every ticket) and the same with
   ``&year=2026`` (what Ledger asks for a bill); the first also from an app that builds it on
@@ -26,6 +27,7 @@ Targets (issue 6): bulk under 3 s, active feed under 300 ms.
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import random
 import statistics
 import sys
@@ -178,6 +180,29 @@ def timed(action: Callable[[], Any], runs: int) -> tuple[list[float], Any]:
     return times, result
 
 
+def _serve_codex(settings: dict[str, Any], ready: Any, stop: Any) -> None:
+    with serve_wsgi(create_app(settings)) as url:
+        ready.put(url)
+        stop.wait()
+
+
+@contextmanager
+def codex_process(settings: dict[str, Any]) -> Iterator[str]:
+    """Codex served by a process of its own, as in production (not a thread sharing the
+    benchmark's interpreter lock with the client or with Ledger); yields its base URL."""
+    context = multiprocessing.get_context("fork")
+    ready, stop = context.Queue(), context.Event()
+    child = context.Process(target=_serve_codex, args=(settings, ready, stop), daemon=True)
+    child.start()
+    try:
+        yield ready.get(timeout=60)
+    finally:
+        stop.set()
+        child.join(10)
+        if child.is_alive():
+            child.kill()
+
+
 @contextmanager
 def database(server_url: str) -> Iterator[tuple[str, str]]:
     name = f"hm_bench_codex_{uuid.uuid4().hex[:8]}"
@@ -216,13 +241,13 @@ def main() -> int:
             app = create_app({"HIVEMATRIX_HOME": str(Path(home)), "CORE_SERVICE_URL": core_url,
                               "SECRET_KEY": "bench", "DATABASE_URL": sqlalchemy_url,
                               "LOG_SHIPPING": False, "LOG_LEVEL": "WARNING"})
-            one = create_app({"HIVEMATRIX_HOME": str(Path(home)), "CORE_SERVICE_URL": core_url,
-                              "SECRET_KEY": "bench", "DATABASE_URL": sqlalchemy_url,
-                              "LOG_SHIPPING": False, "LOG_LEVEL": "WARNING",
-                              "CODEX_BULK_WORKERS": 1})
+            settings = {"HIVEMATRIX_HOME": str(Path(home)), "CORE_SERVICE_URL": core_url,
+                        "SECRET_KEY": "bench", "DATABASE_URL": sqlalchemy_url,
+                        "LOG_SHIPPING": False, "LOG_LEVEL": "WARNING", "CODEX_SCHEDULER": False}
             headers = tokens.headers(tokens.service("ledger", "codex"))
             beacon = tokens.headers(tokens.service("beacon", "codex"))
-            with serve_wsgi(app) as url, serve_wsgi(one) as one_url, \
+            with codex_process(settings) as url, \
+                    codex_process({**settings, "CODEX_BULK_WORKERS": 1}) as one_url, \
                     httpx.Client(base_url=url, timeout=120) as client:
                 rows = []
                 codex_db = app.extensions["hivematrix.db"]

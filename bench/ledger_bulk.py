@@ -1,12 +1,13 @@
 """How long Ledger's dashboard and bulk invoice ZIP take for 1,000 companies.
 
-Run: .venv/bin/python bench/ledger_bulk.py [--pg-url URL] [--runs N]
+Run: .venv/bin/python bench/ledger_bulk.py [--pg-url URL] [--runs N] [--codex-workers N]
 
 Seeds Codex's benchmark data set (``bench/codex_bulk.py``: 1,000 companies on the Gold,
 Silver and Bronze plans, 40,000 contacts, 60,000 assets, 200,000 tickets with time entries)
 into a new PostgreSQL database, adds Ledger's tables and the three plans, and serves Codex
-and Ledger over real HTTP (werkzeug server threads, the kit's full request cycle: RS256
-tokens against a local JWKS, Ledger's service token from a local Core). Then, as a billing
+and Ledger over real HTTP (werkzeug servers, Codex in a process of its own as in production,
+the kit's full request cycle: RS256 tokens against a local JWKS, Ledger's service token from a
+local Core). Then, as a billing
 user, it asks Ledger for:
 
 - ``GET /api/billing/dashboard`` (every company's bill for this month);
@@ -32,9 +33,8 @@ from pathlib import Path
 
 import httpx
 
-from codex_bulk import COMPANIES, database, seed, timed
+from codex_bulk import COMPANIES, codex_process, database, seed, timed
 from hivematrix.codex import SERVICE as CODEX
-from hivematrix.codex import create_app as create_codex
 from hivematrix.common import db
 from hivematrix.common.testing import FakeCore, SigningKey, TokenFactory, serve_wsgi
 from hivematrix.ledger import SERVICE as LEDGER
@@ -58,6 +58,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--pg-url", default="postgresql://postgres@127.0.0.1/postgres")
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--codex-workers", type=int, default=2,
+                        help="CODEX_BULK_WORKERS: connections building Codex's answer")
     args = parser.parse_args()
     with database(args.pg_url) as (sqlalchemy_url, libpq_url):
         assert CODEX.migrations and LEDGER.migrations
@@ -76,7 +78,7 @@ def main() -> int:
             common = {"HIVEMATRIX_HOME": str(Path(home)), "CORE_SERVICE_URL": core_url,
                       "SECRET_KEY": "bench", "DATABASE_URL": sqlalchemy_url,
                       "LOG_SHIPPING": False, "LOG_LEVEL": "WARNING"}
-            codex = create_codex({**common, "CODEX_SCHEDULER": False})
+            codex = {**common, "CODEX_SCHEDULER": False, "CODEX_BULK_WORKERS": args.codex_workers}
             ledger = create_ledger({**common, "SERVICE_SECRET": SECRET,
                                     "LEDGER_SCHEDULER": False, "HTTP_TIMEOUT": 120})
             with ledger.extensions["hivematrix.db"].transaction() as session:
@@ -84,7 +86,7 @@ def main() -> int:
                     plans.create(session, {"plan_name": name, "term_length": "1 Year",
                                            **rates})
             headers = tokens.headers(tokens.user("billing"))
-            with serve_wsgi(codex) as codex_url, serve_wsgi(ledger) as ledger_url, \
+            with codex_process(codex) as codex_url, serve_wsgi(ledger) as ledger_url, \
                     httpx.Client(base_url=ledger_url, timeout=300) as client:
                 (Path(home) / "services.json").write_text(json.dumps(
                     {"codex": {"url": codex_url, "port": int(codex_url.rsplit(":", 1)[1])}}))
