@@ -178,6 +178,15 @@ def cells(row: Any) -> list[str]:
     return [text.strip() for text in row.locator("td").all_inner_texts()]
 
 
+def space_below_grid(page: Any) -> float:
+    """Pixels between the page's row of cards and the card under it (0: they touch)."""
+    return float(page.evaluate("""() => {
+        const grid = document.querySelector("main .grid");
+        return grid.nextElementSibling.getBoundingClientRect().top
+            - grid.getBoundingClientRect().bottom;
+    }"""))
+
+
 def test_billing_user_reads_downloads_and_accepts_a_bill(
         browser: Any, ledger_platform: LedgerPlatform) -> None:
     nexus = ledger_platform.platform.nexus
@@ -200,6 +209,15 @@ def test_billing_user_reads_downloads_and_accepts_a_bill(
         ["Gamma Shop", "Platinum", "—"]]
     assert cells(page.get_by_test_id("billing-errors").locator("tbody tr").first) == [
         "Gamma Shop", "620549", "no plan 'Platinum' for term '1 Year'"]
+    # Laid out as read: the revenue on one line (its row no taller than the one-line row of
+    # the count under it), and every card as wide as the page's content.
+    revenue = page.get_by_test_id("revenue").bounding_box()
+    count = page.get_by_test_id("companies-count").bounding_box()
+    assert revenue and count and revenue["height"] <= count["height"] + 1, (revenue, count)
+    widths = {round(box["width"]) for box in (
+        page.locator("main .card").nth(index).bounding_box() or {"width": 0}
+        for index in range(page.locator("main .card").count()))}
+    assert len(widths) == 1, widths
 
     # A second tab on Acme's bill, opened before the first accepts it (a colleague, say).
     other = context.new_page()
@@ -220,6 +238,7 @@ def test_billing_user_reads_downloads_and_accepts_a_bill(
     assert page.get_by_test_id("billable-hours").inner_text().startswith("1 at 150.00")
     assert page.get_by_test_id("backup-overage").inner_text() == "1.5 TB at 20.00 per TB"
     assert page.get_by_test_id("archived-badge").count() == 0
+    assert space_below_grid(page) > 0
 
     # "Download CSV": the QuickBooks rows of exactly that bill.
     with page.expect_download() as started:
@@ -271,6 +290,9 @@ def test_billing_user_reads_downloads_and_accepts_a_bill(
     assert (row[5], row[6]) == ("bill", "Accepted")
     page.get_by_test_id("snapshot-link").click()
     assert page.get_by_test_id("snapshot-total").inner_text() == "445.00"
+    assert space_below_grid(page) > 0
+    OUTPUT.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(OUTPUT / "ledger-snapshot.png"), full_page=True)
     assert "March, checked against the contract" in page.get_by_test_id(
         "snapshot-details").inner_text()
 
