@@ -109,6 +109,25 @@ def test_postgresql_builds_exactly_the_same_document(codex_db: Database) -> None
         assert built == json.loads(json.dumps(expected)), (include, year)
 
 
+def test_billing_view_is_the_full_document_cut_down(codex_db: Database) -> None:
+    """``view=billing`` built by the database holds what a bill needs and nothing else, one
+    contact per person (Dana has two roles), the same as cutting down the full items."""
+    seed(codex_db)
+    for include, year in ((True, 2026), (False, None)):
+        with codex_db.transaction() as session:
+            full = bulk.companies_bulk(session, include_tickets=include, year=year)
+            cut = [json.loads(line) for line in bulk.companies_bulk_lines(
+                session, include_tickets=include, year=year, view="billing", workers=2,
+                min_slice=1)]
+        assert cut == json.loads(json.dumps([bulk.billing_view(item) for item in full]))
+    acme = next(item for item in cut if item["company"]["account_number"] == "620547")
+    assert [contact["name"] for contact in acme["contacts"]] == ["Dana", "Ex Employee"]
+    assert set(acme["company"]) == {"account_number", "name", "billing_plan",
+                                    "contract_term_length", "contract_start_date",
+                                    "contract_end_date", "support_level"}
+    assert "locations" not in acme and "tickets" not in acme
+
+
 @POSTGRESQL_ONLY
 def test_postgresql_slices_on_several_connections_agree(codex_db: Database) -> None:
     """Each company built by its own connection (one slice each), all in the exported
@@ -153,6 +172,10 @@ def test_bulk_endpoint_streams_json_or_ndjson(codex_app: Flask, codex_client: Fl
     assert [json.loads(line) for line in lines.get_data().splitlines()] == array.get_json()
     refused = codex_client.get("/api/companies/bulk?format=xml", headers=headers)
     assert refused.status_code == 400 and "format" in refused.get_json()["errors"]["query"]
+    billing = codex_client.get("/api/companies/bulk?view=billing", headers=headers).get_json()
+    assert [set(item) for item in billing] == [{"company", "assets", "contacts"}] * 2
+    refused = codex_client.get("/api/companies/bulk?view=everything", headers=headers)
+    assert refused.status_code == 400 and "view" in refused.get_json()["errors"]["query"]
 
 
 def test_bulk_endpoint_permissions(codex_app: Flask, codex_client: FlaskClient,

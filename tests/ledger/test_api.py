@@ -22,7 +22,7 @@ BULK = "/api/companies/bulk?include_tickets=true&year=2026"
 #: One company's bill asks Codex for that company only.
 ACME_BULK = f"{BULK}&account_number=620547"
 #: Every company's bills read the answer as it streams, one company per line.
-STREAMED = f"{BULK}&format=ndjson"
+STREAMED = f"{BULK}&view=billing&format=ndjson"
 
 
 def ok(response: Any, status: int = 200) -> Any:

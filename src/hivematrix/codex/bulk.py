@@ -158,6 +158,85 @@ LEFT JOIN locations l ON l.company_id = c.id
 WHERE c.id = ANY(%(ids)s)
 ORDER BY c.account_number
 """
+#: ``view=billing``: only what a bill is calculated from (about a third smaller, so quicker to
+#: build, send and read); one contact per person, however many roles. Same shape as
+#: :func:`billing_view` of the full items; a test compares the two.
+_PG_BILLING = """
+WITH
+assets AS (
+  SELECT a.company_id, json_agg(json_build_object(
+    'id', a.id, 'hostname', a.hostname, 'device_category', a.device_category,
+    'billing_type', COALESCE(NULLIF(a.billing_type_override, ''), a.billing_type),
+    'backup_bytes', a.backup_bytes) ORDER BY a.id) AS items
+  FROM codex_assets a WHERE a.retired_at IS NULL AND a.company_id = ANY(%(ids)s)
+  GROUP BY a.company_id),
+contacts AS (
+  SELECT d.company_id, json_agg(json_build_object(
+    'id', d.id, 'name', d.name, 'email', d.email, 'active', d.active)
+    ORDER BY d.name, d.id) AS items
+  FROM (SELECT DISTINCT r.company_id, k.id, k.name, k.email, k.active
+        FROM codex_contact_roles r JOIN codex_contacts k ON k.id = r.contact_id
+        WHERE r.company_id = ANY(%(ids)s)) d
+  GROUP BY d.company_id)
+{ticket_ctes}
+SELECT json_build_object(
+  'company', json_build_object(
+    'account_number', c.account_number, 'name', c.name,
+    'billing_plan', c.billing_plan, 'contract_term_length', c.contract_term_length,
+    'contract_start_date', c.contract_start_date, 'contract_end_date', c.contract_end_date,
+    'support_level', c.support_level),
+  'assets', COALESCE(a.items, '[]'::json),
+  'contacts', COALESCE(k.items, '[]'::json)
+  {ticket_field}
+)::text
+FROM codex_companies c
+LEFT JOIN assets a ON a.company_id = c.id
+LEFT JOIN contacts k ON k.company_id = c.id
+{ticket_join}
+WHERE c.id = ANY(%(ids)s)
+ORDER BY c.account_number
+"""
+_PG_BILLING_TICKETS = """,
+selected AS (
+  SELECT t.id FROM codex_tickets t WHERE t.company_id = ANY(%(ids)s) {period}),
+entries AS (
+  SELECT e.ticket_id, json_agg(json_build_object(
+    'id', e.external_id, 'hours', e.hours::text, 'billable', e.billable,
+    'executed_at', e.executed_at) ORDER BY e.id) AS items
+  FROM codex_time_entries e JOIN selected s ON s.id = e.ticket_id GROUP BY e.ticket_id),
+tickets AS (
+  SELECT t.company_id, json_agg(json_build_object(
+    'id', t.id, 'number', t.number, 'subject', t.subject,
+    'created_at', t.created_at, 'updated_at', t.updated_at, 'closed_at', t.closed_at,
+    'total_hours', t.total_hours::text, 'time_entries', COALESCE(en.items, '[]'::json))
+    ORDER BY t.created_at, t.id) AS items
+  FROM codex_tickets t JOIN selected s ON s.id = t.id
+  LEFT JOIN entries en ON en.ticket_id = t.id GROUP BY t.company_id)"""
+VIEWS = ("full", "billing")
+_COMPANY_BILLING_KEYS = ("account_number", "name", "billing_plan", "contract_term_length",
+                         "contract_start_date", "contract_end_date", "support_level")
+_ASSET_BILLING_KEYS = ("id", "hostname", "device_category", "billing_type", "backup_bytes")
+_CONTACT_BILLING_KEYS = ("id", "name", "email", "active")
+_TICKET_BILLING_KEYS = ("id", "number", "subject", "created_at", "updated_at", "closed_at",
+                        "total_hours", "time_entries")
+
+
+def billing_view(item: dict[str, Any]) -> dict[str, Any]:
+    """One full bulk item cut down to ``view=billing`` (the SQLite path; PostgreSQL builds it
+    directly)."""
+    people: dict[Any, dict[str, Any]] = {}
+    for contact in item["contacts"]:
+        people.setdefault(contact["id"], {key: contact[key] for key in _CONTACT_BILLING_KEYS})
+    view = {"company": {key: item["company"][key] for key in _COMPANY_BILLING_KEYS},
+            "assets": [{key: asset[key] for key in _ASSET_BILLING_KEYS}
+                       for asset in item["assets"]],
+            "contacts": list(people.values())}
+    if "tickets" in item:
+        view["tickets"] = [{key: ticket[key] for key in _TICKET_BILLING_KEYS}
+                           for ticket in item["tickets"]]
+    return view
+
+
 _PG_TICKET_CTES = """,
 selected AS (
   SELECT t.id FROM codex_tickets t WHERE t.company_id = ANY(%(ids)s) {period}),
@@ -193,7 +272,8 @@ def companies_bulk_json(session: Session, *, include_tickets: bool, year: int | 
 
 def companies_bulk_lines(session: Session, *, include_tickets: bool, year: int | None,
                          account_numbers: Iterable[str] | None = None,
-                         workers: int = 1, min_slice: int | None = None) -> Iterator[bytes]:
+                         workers: int = 1, min_slice: int | None = None,
+                         view: str = "full") -> Iterator[bytes]:
     """Each company's item of :func:`companies_bulk` as one line of JSON (no newline inside),
     in account-number order, produced as it is built so the caller can send it at once.
 
@@ -206,7 +286,7 @@ def companies_bulk_lines(session: Session, *, include_tickets: bool, year: int |
 
         for item in companies_bulk(session, include_tickets=include_tickets, year=year,
                                    account_numbers=account_numbers):
-            yield orjson.dumps(item)
+            yield orjson.dumps(billing_view(item) if view == "billing" else item)
         return
     query = select(Company.id).where(Company.archived_at.is_(None)).order_by(
         Company.account_number)
@@ -215,7 +295,7 @@ def companies_bulk_lines(session: Session, *, include_tickets: bool, year: int |
     ids = list(session.scalars(query))
     if not ids:
         return
-    sql, params = _pg_bulk_query(include_tickets, year)
+    sql, params = _pg_bulk_query(include_tickets, year, view)
     slices = _slices(ids, workers, MIN_SLICE if min_slice is None else min_slice)
     if len(slices) == 1:
         connection: Any = session.connection().connection.driver_connection
@@ -254,15 +334,18 @@ def _one_line(row: str) -> bytes:
     return row.replace("\n", "").encode()
 
 
-def _pg_bulk_query(include_tickets: bool, year: int | None) -> tuple[str, dict[str, Any]]:
+def _pg_bulk_query(include_tickets: bool, year: int | None,
+                   view: str = "full") -> tuple[str, dict[str, Any]]:
     params: dict[str, Any] = {}
     period = ""
     if year is not None:
         period = _PG_PERIOD
         params |= {"start": datetime(year, 1, 1, tzinfo=UTC),
                    "end": datetime(year + 1, 1, 1, tzinfo=UTC)}
-    sql = _PG_BULK.format(
-        ticket_ctes=_PG_TICKET_CTES.format(period=period) if include_tickets else "",
+    template, tickets = ((_PG_BILLING, _PG_BILLING_TICKETS) if view == "billing"
+                         else (_PG_BULK, _PG_TICKET_CTES))
+    sql = template.format(
+        ticket_ctes=tickets.format(period=period) if include_tickets else "",
         ticket_field=",\n  'tickets', COALESCE(t.items, '[]'::json)" if include_tickets else "",
         ticket_join="LEFT JOIN tickets t ON t.company_id = c.id" if include_tickets else "")
     return sql, params

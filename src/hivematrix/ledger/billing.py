@@ -62,13 +62,14 @@ def fetch_companies(fetch: Fetch, year: int,
 
 def all_receipts(session: Session, stream: Stream, period: Period, *,
                  today: date | None = None) -> list[Receipt]:
-    """Every company's bill for ``period`` from one streamed Codex bulk read (one company per
-    line): each bill is calculated as its company arrives, while Codex builds the next ones."""
+    """Every company's bill for ``period`` from one streamed Codex bulk read (its billing view,
+    one company per line): each bill is calculated as its company arrives, while Codex builds
+    the next ones."""
     book = plans.book(session)
     by_account = overrides.load_all(session)
     bills: list[Receipt] = []
     try:
-        with stream(f"{bulk_path(period.year)}&format=ndjson") as response:
+        with stream(f"{bulk_path(period.year)}&view=billing&format=ndjson") as response:
             if response.status_code != 200:
                 raise LedgerError(f"Codex answered {response.status_code} to the bulk read",
                                   status=502)

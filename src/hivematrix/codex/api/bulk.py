@@ -30,7 +30,11 @@ def _json(data: Any) -> Response:
                     "integer `backup_bytes`), `contacts` (with `active`), `locations`, and "
                     "with `include_tickets=true` the `tickets` (with `time_entries`) created "
                     "in `year`; `account_number` (repeatable or comma-separated) narrows "
-                    "it to those companies. Archived companies are left out. `format=ndjson` "
+                    "it to those companies. Archived companies are left out. `view=billing` keeps "
+                    "only what a bill needs (company billing fields; asset id, hostname, "
+                    "category, billing type, backup bytes; one contact per person with id, "
+                    "name, email, active; tickets without status, priority or type; no "
+                    "locations). `format=ndjson` "
                     "sends one company per line instead of one array. The answer is streamed "
                     "as it is built. Staff and the Ledger, Brainhair and Helm services.")
 @token_required
@@ -49,10 +53,14 @@ def companies_bulk() -> Any:
     kind = args.get("format", "json")
     if kind not in ("json", "ndjson"):
         raise BadQuery("format", "must be json or ndjson")
+    view = args.get("view", "full")
+    if view not in bulk.VIEWS:
+        raise BadQuery("view", f"must be one of {', '.join(bulk.VIEWS)}")
     session = get_session()
     lines = bulk.companies_bulk_lines(session, include_tickets=include, year=year,
                                       account_numbers=numbers,
-                                      workers=int(current_app.config["CODEX_BULK_WORKERS"]))
+                                      workers=int(current_app.config["CODEX_BULK_WORKERS"]),
+                                      view=view)
     # Sent as it is built: the receiver reads the first companies while later ones build.
     if kind == "ndjson":
         return Response(stream_with_context(_released(session, (line + b"\n" for line in lines))),
