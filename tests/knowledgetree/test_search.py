@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from hivematrix.knowledgetree.items import ROOT_ID, KnowledgeError, KnowledgeTree, NotFound
+from hivematrix.knowledgetree.items import (
+    EXACT_TITLE_BONUS,
+    ROOT_ID,
+    SCOPE_LIST_MAX,
+    KnowledgeError,
+    KnowledgeTree,
+    NotFound,
+)
 
 BY = "alice"
 
@@ -149,3 +156,25 @@ def test_paths_and_parents_are_walked_up_from_each_hit(tree: KnowledgeTree) -> N
         "KnowledgeTree", *names, "Deep note"]
     with pytest.raises(NotFound):
         tree.breadcrumbs("missing")
+
+
+def test_small_and_large_scopes_find_the_same_hits(tree: KnowledgeTree) -> None:
+    """A subtree up to SCOPE_LIST_MAX nodes is matched by its keys, a larger one by walking
+    up from each hit: both keep exactly the hits inside."""
+    small = tree.create(ROOT_ID, "Small", "folder", by=BY)
+    big = tree.create(ROOT_ID, "Big", "folder", by=BY)
+    tree.import_items(small.id, [{"name": "Shelf", "type": "folder", "children": [
+        {"name": f"Small {n}", "content": "alpha" if n % 2 else "beta"} for n in range(6)]}],
+        by=BY)
+    tree.import_items(big.id, [{"name": "Shelf", "type": "folder", "children": [
+        {"name": f"Big {n}", "content": "alpha" if n % 2 else "beta"}
+        for n in range(SCOPE_LIST_MAX + 20)]}], by=BY)
+    tree.create(ROOT_ID, "Alpha", "article", by=BY, content="outside both")
+    assert tree.search("alpha").total == 3 + (SCOPE_LIST_MAX + 20) // 2 + 1
+    for folder, count, prefix in ((small, 3, "Small"), (big, (SCOPE_LIST_MAX + 20) // 2, "Big")):
+        page = tree.search("alpha", start_id=folder.id, limit=100)
+        assert page.total == count
+        assert all(hit.item.name.startswith(prefix) for hit in page.hits)
+        assert all(hit.path[1].id == folder.id for hit in page.hits)
+        exact = tree.search("alpha", start_id=folder.id, limit=1)
+        assert exact.hits[0].score < EXACT_TITLE_BONUS  # "Alpha" at root is out of scope

@@ -49,6 +49,8 @@ SOURCES = ("manual", "codex")
 MAX_REVISIONS = 20
 MAX_NAME = 255
 SEARCH_LIMIT_MAX = 100
+#: A scoped search lists the subtree's nodes up to this many (see :meth:`KnowledgeTree.search`).
+SCOPE_LIST_MAX = 256
 #: A title that is exactly the query outranks any full-text score.
 EXACT_TITLE_BONUS = 1000.0
 
@@ -709,12 +711,22 @@ class KnowledgeTree:
         # reads no property (a property read per hit doubles the cost), and everything
         # else (content, parents, paths) is read for the page's hits only.
         key = self.store.node_key("node")
-        hits = (f"{self.store.fulltext_call(ITEM_SCHEMA)} WITH node, score "
-                + ("" if start_id == ROOT_ID else
-                   "MATCH (:ContextItem {id: $start})-[:PARENT_OF*0..]->(node) "))
         params: dict[str, Any] = {
             "fulltext": self.store.fulltext_query(ITEM_SCHEMA, terms), "start": start_id,
-            "exact": name_key(" ".join(query.split()))}
+            "exact": name_key(" ".join(query.split())), "most": SCOPE_LIST_MAX + 1}
+        hits = f"{self.store.fulltext_call(ITEM_SCHEMA)} WITH node, score "
+        if start_id != ROOT_ID:
+            # A small subtree (a company's folder, what every client user searches) is
+            # matched by its nodes' keys; a large one by walking up from each hit, which
+            # costs a few ancestors per hit instead of a list as long as the subtree.
+            inside = self.store.query(
+                "MATCH (:ContextItem {id: $start})-[:PARENT_OF*0..]->(node:ContextItem) "
+                f"RETURN {key} AS ref LIMIT $most", params)
+            if len(inside) <= SCOPE_LIST_MAX:
+                params["scope"] = [row["ref"] for row in inside]
+                hits += f"WITH node, score WHERE {key} IN $scope "
+            else:
+                hits += "MATCH (:ContextItem {id: $start})-[:PARENT_OF*0..]->(node) "
         # Titles equal to the query, by the name_key index; they rank first if they are hits.
         titled = {row["ref"]: row for row in self.store.query(
             f"MATCH (node:ContextItem {{name_key: $exact}}) "
