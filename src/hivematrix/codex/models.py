@@ -328,6 +328,10 @@ class Agent(Timestamps, Base):
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     theme: Mapped[str] = mapped_column(String(10), default="system")
     home_page: Mapped[str] = mapped_column(String(40), default="beacon")
+    color_theme: Mapped[str] = mapped_column(String(10), default="purple",
+                                             server_default="purple")
+    knowledge_tree_view: Mapped[str] = mapped_column(String(10), default="grid",
+                                                     server_default="grid")
     last_synced_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 

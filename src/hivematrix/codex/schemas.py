@@ -178,3 +178,6 @@ class TicketPatch(Schema):
 class AgentSettingsPatch(Schema):
     theme = String(validate=OneOf(THEMES))
     home_page = String(validate=Length(1, 40))
+    # Checked by agents.update, which names the field (one rule for the API and the page).
+    color_theme = String(validate=Length(1, 20))
+    knowledge_tree_view = String(validate=Length(1, 20))

@@ -157,4 +157,5 @@ def staff_agent(row: Agent) -> dict[str, Any]:
     """A HiveMatrix staff member's Codex row and preferences."""
     return {"id": row.id, "username": row.username, "email": row.email, "name": row.name,
             "enabled": row.enabled, "theme": row.theme, "home_page": row.home_page,
+            "color_theme": row.color_theme, "knowledge_tree_view": row.knowledge_tree_view,
             "created_at": iso(row.created_at), "last_synced_at": iso(row.last_synced_at)}

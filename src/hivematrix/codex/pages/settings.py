@@ -1,4 +1,5 @@
-"""The signed-in staff member's preferences (theme, home page), kept in their Codex agent row,
+"""The signed-in staff member's preferences (theme, colour theme, KnowledgeTree view, home
+page), kept in their Codex agent row,
 which is created from their token on the first visit."""
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from hivematrix.common.db import get_session
 from hivematrix.common.registry import discover_services
 
 THEME_NAMES = {"light": "Light", "dark": "Dark", "system": "As the device is set"}
+VIEW_NAMES = {"grid": "Grid of cards", "tree": "List", "hierarchy": "Hierarchy (shown as a list)"}
+FIELDS = ("theme", "color_theme", "knowledge_tree_view", "home_page")
 
 
 def home_pages() -> tuple[str, ...]:
@@ -25,8 +28,11 @@ def home_pages() -> tuple[str, ...]:
 
 def _page(agent: Any, values: dict[str, str], errors: dict[str, list[str]],
           status: int = 200) -> Any:
+    values = {**{name: getattr(agent, name) for name in FIELDS}, **values}
     return render("codex/settings.html", status, agent=agent, values=values, errors=errors,
                   themes=[(theme, THEME_NAMES[theme]) for theme in agents.THEMES],
+                  color_themes=agents.COLOR_THEMES,
+                  views=[(value, VIEW_NAMES[value]) for value in agents.KNOWLEDGE_TREE_VIEWS],
                   home_pages=home_pages(), saved=wants("saved"))
 
 
@@ -37,7 +43,7 @@ def settings() -> Any:
     session = get_session()
     agent = agents.for_user(session, g.user)
     session.commit()  # the row exists from now on, even before any agents sync
-    return _page(agent, {"theme": agent.theme, "home_page": agent.home_page}, {})
+    return _page(agent, {name: getattr(agent, name) for name in FIELDS}, {})
 
 
 @bp.post("/settings")
@@ -46,7 +52,8 @@ def settings() -> Any:
 def save_settings() -> Any:
     session = get_session()
     agent = agents.for_user(session, g.user)
-    shown = {"theme": request.form.get("theme", ""), "home_page": request.form.get("home_page", "")}
+    # A field the form did not send keeps its value (an older form, a script posting one).
+    shown = {name: request.form[name] for name in FIELDS if name in request.form}
     try:
         data = AgentSettingsPatch().load(shown)
         agents.update(agent, data, home_pages())
