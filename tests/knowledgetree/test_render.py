@@ -33,12 +33,33 @@ def test_tables_are_on() -> None:
 def test_fenced_code_gets_the_design_systems_block_and_a_language_class() -> None:
     html = render("```py\nif a < b:\n    print('<b>')\n```\n")
     assert html.startswith('<pre class="code"><code class="language-python">')
-    assert "if a &lt; b:" in html and "&lt;b&gt;" in html
+    assert "&lt;" in html and "&lt;b&gt;" in html
     assert "<b>" not in html
     unknown = render("```nosuchlanguage\nx\n```\n")
     assert '<pre class="code"><code>x' in unknown
     indented = render("    plain code\n")
     assert '<pre class="code"><code>plain code' in indented
+
+
+def test_fenced_code_is_highlighted_with_the_design_systems_classes() -> None:
+    html = render("```python\ndef area(r):\n    # pi r squared\n    return 3.14 * r ** 2"
+                  " or '<none>'\n```\n")
+    assert '<span class="code__keyword">def</span> <span class="code__name">area</span>' in html
+    assert '<span class="code__comment"># pi r squared</span>' in html
+    assert '<span class="code__number">3.14</span>' in html
+    # One span for the whole string, its text still escaped.
+    assert "<span class=\"code__string\">'&lt;none&gt;'</span>" in html
+    unknown = render("```nosuchlanguage\ndef x\n```\n")
+    assert "<span" not in unknown
+
+
+def test_only_highlight_classes_survive_on_spans() -> None:
+    html = render('<pre class="code"><code><span class="code__keyword" onclick="x()">if</span>'
+                  '<span class="modal">y</span><span class="code__string page">z</span>'
+                  '</code></pre>', "html")
+    assert '<span class="code__keyword">if</span>' in html
+    assert "<span>y</span>" in html and "<span>z</span>" in html
+    assert "onclick" not in html and "modal" not in html
 
 
 def test_language_names() -> None:

@@ -5,9 +5,10 @@ The sanitiser is the only thing between an article's author and every reader's b
 decides, not the renderer: raw HTML inside markdown is passed on to it like any other markup.
 Links keep only http(s), mailto and tel URLs (or relative ones) and always get
 ``rel="noopener noreferrer"``; there are no ``style`` or event attributes, no scripts, frames,
-forms or SVG. The design system has no syntax-highlighting classes, so a fenced code block
-becomes ``<pre class="code"><code class="language-NAME">``, where NAME is the Pygments lexer the
-fence's language resolves to (unknown languages get no class); nothing is coloured.
+forms or SVG. A fenced code block becomes ``<pre class="code"><code class="language-NAME">``
+(NAME: the Pygments lexer the fence's language resolves to), and Pygments' keywords, strings,
+numbers, comments and names in it become ``<span class="code__...">`` with the design
+system's highlight classes; an unknown language stays plain.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 import nh3
 from markdown_it import MarkdownIt
 from pygments.lexers import get_lexer_by_name
+from pygments.token import Token
 from pygments.util import ClassNotFound
 
 TAGS = frozenset({
@@ -38,6 +40,7 @@ ATTRIBUTES = {
     "abbr": {"title"},
     "code": {"class"},
     "pre": {"class"},
+    "span": {"class"},
 }
 URL_SCHEMES = frozenset({"http", "https", "mailto", "tel"})
 LINK_REL = "noopener noreferrer"
@@ -45,11 +48,22 @@ LINK_REL = "noopener noreferrer"
 _CODE_CLASS = re.compile(r"language-[a-z0-9][a-z0-9+#._-]{0,40}")
 
 
+#: Pygments token kinds shown in colour, and the design system's class for each (the first
+#: kind a token belongs to wins).
+HIGHLIGHTS = ((Token.Comment, "code__comment"), (Token.Keyword, "code__keyword"),
+              (Token.Literal.String, "code__string"), (Token.Literal.Number, "code__number"),
+              (Token.Name.Function, "code__name"), (Token.Name.Class, "code__name"),
+              (Token.Name.Builtin, "code__name"))
+_HIGHLIGHT_CLASSES = frozenset(name for _, name in HIGHLIGHTS)
+
+
 def _keep_class(element: str, attribute: str, value: str) -> str | None:
     if attribute != "class":
         return value
     if element == "pre":
         return "code" if value.split() == ["code"] else None
+    if element == "span":
+        return value if value in _HIGHLIGHT_CLASSES else None
     kept = [name for name in value.split() if _CODE_CLASS.fullmatch(name)]
     return " ".join(kept) or None
 
@@ -78,10 +92,25 @@ def language(info: str) -> str | None:
     return chosen if _CODE_CLASS.fullmatch(f"language-{chosen}") else None
 
 
+def highlighted(code: str, name: str | None) -> str:
+    """``code`` escaped, its tokens wrapped in highlight spans when ``name`` is a language."""
+    if name is None:
+        return html.escape(code)
+    runs: list[tuple[str | None, str]] = []  # neighbouring tokens of one kind: one span
+    for kind, text in get_lexer_by_name(name, stripnl=False, ensurenl=False).get_tokens(code):
+        css = next((css for family, css in HIGHLIGHTS if kind in family), None)
+        if runs and runs[-1][0] == css:
+            runs[-1] = (css, runs[-1][1] + text)
+        else:
+            runs.append((css, text))
+    return "".join(f'<span class="{css}">{html.escape(text)}</span>' if css
+                   else html.escape(text) for css, text in runs)
+
+
 def _code_block(code: str, info: str) -> str:
     found = language(info)
     attribute = f' class="language-{found}"' if found else ""
-    return f'<pre class="code"><code{attribute}>{html.escape(code)}</code></pre>\n'
+    return f'<pre class="code"><code{attribute}>{highlighted(code, found)}</code></pre>\n'
 
 
 def _fence(renderer: Any, tokens: Any, index: int, options: Any, env: Any) -> str:
