@@ -1,5 +1,6 @@
 """KnowledgeTree's pages in a real Chromium: stored XSS in names and content stays inert,
-search as you type shows ranked results, the grid/list choice persists, the context dialog
+search as you type shows ranked results, the grid/list choice persists (in a real Codex's
+settings; through Nexus, with no Codex there, for the browser session), the context dialog
 works. Most tests serve the app directly (over the real FalkorDB of ``conftest``), a small
 WSGI wrapper adding the signed-in user's bearer token as Nexus does for every proxied request;
 the last signs in through a real Nexus (identity, Core, KnowledgeTree and Nexus as processes)
@@ -32,6 +33,7 @@ from hivematrix.knowledgetree.graph import FalkorDBStore
 from hivematrix.knowledgetree.items import ROOT_ID, KnowledgeTree
 from hivematrix.knowledgetree.testing import FalkorDBServer
 from tests.knowledgetree.apiapp import kt_app_fixture, kt_fixture  # noqa: F401 - the fixtures
+from tests.knowledgetree.codexsite import CodexSite, codex_site_fixture  # noqa: F401
 from tests.nexus.conftest import create_users, sign_in
 
 pytestmark = [pytest.mark.browser]
@@ -171,7 +173,8 @@ def test_search_as_you_type_shows_ranked_results(browser: Any, site: Site) -> No
         context.close()
 
 
-def test_grid_or_list_persists(browser: Any, site: Site) -> None:
+def test_grid_or_list_persists(browser: Any, site: Site, codex_site: CodexSite) -> None:
+    """Kept in the user's Codex settings (a real Codex over HTTP, asked with their token)."""
     kt = site.kt
     docs = kt.create(ROOT_ID, "Docs", "folder", by="alice")
     kt.create(docs.id, "Backups", "article", by="alice", content="nightly")
@@ -183,6 +186,8 @@ def test_grid_or_list_persists(browser: Any, site: Site) -> None:
         page.wait_for_url(f"**/items/{docs.id}")
         assert page.locator("[data-view=list]").count() == 1
         assert page.get_by_test_id("view-list").get_attribute("aria-pressed") == "true"
+        assert page.get_by_test_id("view-unsaved").count() == 0
+        assert codex_site.view_of("tech-browser") == "tree"
         page.reload()
         assert page.locator("[data-view=list]").count() == 1
         assert problems == [], problems
@@ -196,6 +201,7 @@ def test_grid_or_list_persists(browser: Any, site: Site) -> None:
         second.get_by_test_id("view-grid").click()
         second.wait_for_url(f"{site.url}/items/{ROOT_ID}")
         assert second.locator("[data-view=grid]").count() == 1
+        assert codex_site.view_of("tech-browser") == "grid"
         assert more == [], more
     finally:
         other.close()
@@ -287,12 +293,15 @@ def test_writing_through_nexus(browser: Any, platform: Platform) -> None:
         page.fill("#kt-search", "firew")
         page.get_by_test_id("suggestion").first.wait_for(timeout=WAIT_MS)
         assert page.get_by_test_id("suggestion").first.locator("a").inner_text() == "Firewall"
-        # The view choice, through Nexus, kept.
+        # The view choice, through Nexus: there is no Codex on this platform, so it is kept
+        # for this browser session, and the page says so.
         page.goto(f"{nexus}/")
         page.get_by_test_id("view-list").click()
-        page.wait_for_url(f"{nexus}/items/root")
+        page.wait_for_url(f"{nexus}/items/root?view=unsaved")
+        expect(page.get_by_test_id("view-unsaved")).to_be_visible()
         page.goto(f"{nexus}/")
         assert page.locator("[data-view=list]").count() == 1
+        assert page.get_by_test_id("view-unsaved").count() == 0
         assert problems == [], problems
     finally:
         context.close()

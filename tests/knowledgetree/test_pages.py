@@ -7,12 +7,14 @@ from __future__ import annotations
 import io
 import json
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from hivematrix.common.testing import free_port
 from hivematrix.knowledgetree.items import ROOT_ID, KnowledgeTree
 from hivematrix.knowledgetree.pages import logic
 from tests.knowledgetree.apiapp import (  # noqa: F401 - the fixtures
@@ -23,6 +25,7 @@ from tests.knowledgetree.apiapp import (  # noqa: F401 - the fixtures
     kt_app_fixture,
     kt_fixture,
 )
+from tests.knowledgetree.codexsite import CodexSite, codex_site_fixture, name_codex  # noqa: F401
 
 HTML = {"Accept": "text/html"}
 XSS = '<img src=x onerror="alert(1)">'
@@ -339,18 +342,68 @@ def test_context_page(client: FlaskClient, as_user: Headers, kt: KnowledgeTree,
 
 # ---------- explorer view and search ----------
 
-def test_grid_or_list_is_kept_per_user(client: FlaskClient, as_user: Headers,
-                                       ids: dict[str, str]) -> None:
-    alice = as_user("technician", sub="alice-sub")
-    bob = as_user("technician", sub="bob-sub")
+def test_grid_or_list_is_kept_in_codex_per_user(client: FlaskClient, kt_app: Flask,
+                                                as_user: Headers, ids: dict[str, str],
+                                                codex_site: CodexSite) -> None:
+    alice = as_user("technician", sub="alice-sub", preferred_username="alice")
+    bob = as_user("technician", sub="bob-sub", preferred_username="bob")
     assert 'data-view="grid"' in body(client.get("/", headers={**alice, **HTML}))
     saved = post(client, alice, "/view", {"view": "list", "item_id": ids["internal"]})
     assert saved.status_code == 303
-    assert saved.headers["Location"].endswith(f"/items/{ids['internal']}")
-    assert 'data-view="list"' in body(client.get("/", headers={**alice, **HTML}))
-    assert 'data-view="grid"' in body(client.get("/", headers={**bob, **HTML}))
+    assert saved.headers["Location"].endswith(f"/items/{ids['internal']}")  # no notice
+    # Codex holds it (KnowledgeTree's list is Codex's "tree"), so another browser sees it.
+    assert codex_site.view_of("alice-sub") == "tree"
+    fresh = kt_app.test_client()
+    assert 'data-view="list"' in body(fresh.get("/", headers={**alice, **HTML}))
+    assert 'data-view="grid"' in body(fresh.get("/", headers={**bob, **HTML}))
+    # A choice made in Codex's settings page shows here; "hierarchy" is drawn as the list,
+    # and choosing the list again leaves Codex's exact value alone.
+    codex_site.set_view("alice-sub", "hierarchy")
+    assert 'data-view="list"' in body(fresh.get("/", headers={**alice, **HTML}))
+    assert post(fresh, alice, "/view", {"view": "list", "item_id": ROOT_ID}).status_code == 303
+    assert codex_site.view_of("alice-sub") == "hierarchy"
+    assert post(fresh, alice, "/view", {"view": "grid", "item_id": ROOT_ID}).status_code == 303
+    assert codex_site.view_of("alice-sub") == "grid"
+    assert 'data-view="grid"' in body(client.get("/", headers={**alice, **HTML}))
     bad = post(client, alice, "/view", {"view": "tiles", "item_id": ROOT_ID})
     assert bad.status_code == 400 and "view" in bad.get_data(as_text=True)
+    assert codex_site.view_of("alice-sub") == "grid"
+    assert codex_site.view_of("bob-sub") == "grid"  # bob's row, created by his read
+
+
+@pytest.mark.parametrize("codex", ["not installed", "down"])
+def test_without_codex_the_choice_lasts_the_session(client: FlaskClient, kt_app: Flask,
+                                                    hm_home: Path, as_user: Headers,
+                                                    ids: dict[str, str], codex: str) -> None:
+    if codex == "down":
+        name_codex(hm_home, f"http://127.0.0.1:{free_port()}")  # nothing listens there
+    alice = as_user("technician", sub="alice-sub")
+    saved = post(client, alice, "/view", {"view": "list", "item_id": ids["internal"]})
+    assert saved.status_code == 303
+    assert saved.headers["Location"].endswith(f"/items/{ids['internal']}?view=unsaved")
+    shown = body(client.get(saved.headers["Location"], headers={**alice, **HTML}))
+    assert 'data-testid="view-unsaved"' in shown and 'data-view="list"' in shown
+    assert 'data-view="list"' in body(client.get("/", headers={**alice, **HTML}))
+    assert 'data-testid="view-unsaved"' not in body(client.get("/", headers={**alice, **HTML}))
+    # Another user in the same browser session does not inherit it; a new session is back
+    # to the default.
+    bob = as_user("technician", sub="bob-sub")
+    assert 'data-view="grid"' in body(client.get("/", headers={**bob, **HTML}))
+    assert 'data-view="grid"' in body(kt_app.test_client().get("/", headers={**alice, **HTML}))
+
+
+def test_a_client_users_choice_is_this_browsers(client: FlaskClient, as_user: Headers,
+                                                 ids: dict[str, str],
+                                                 codex_site: CodexSite) -> None:
+    """Client users are no Codex agents: Codex is not asked, and no notice is shown."""
+    customer = as_user("client", sub="client-sub", account_number=ACME)
+    start = f"/items/{ids['acme']}"
+    assert 'data-view="grid"' in body(client.get(start, headers={**customer, **HTML}))
+    saved = post(client, customer, "/view", {"view": "list", "item_id": ids["acme"]}, start)
+    assert saved.status_code == 303 and saved.headers["Location"].endswith("?view=unsaved")
+    shown = body(client.get(saved.headers["Location"], headers={**customer, **HTML}))
+    assert 'data-view="list"' in shown and 'data-testid="view-unsaved"' not in shown
+    assert codex_site.view_of("client-sub") is None
 
 
 def test_search_page_ranks_and_highlights(page: Any, kt: KnowledgeTree,

@@ -12,8 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from apiflask import APIBlueprint
-from flask import current_app, g, render_template
+from flask import current_app, g, render_template, session
 
+from hivematrix.common.auth import bearer_token
+from hivematrix.common.logging import CORRELATION_HEADER, current_correlation_id
+from hivematrix.common.service_client import ServiceCallError
 from hivematrix.knowledgetree.api import WRITERS, client_folders, permission_level, tree
 from hivematrix.knowledgetree.items import Item, KnowledgeTree
 from hivematrix.knowledgetree.pages import logic
@@ -23,6 +26,8 @@ bp = APIBlueprint("knowledgetree_pages", __name__, enable_openapi=False)
 #: Form fields for an article's content are at most this long (a whole-tree import aside,
 #: nothing a person types is bigger).
 MAX_CONTENT = 2_000_000
+#: Codex's agents (its settings are theirs); client users are not among them.
+STAFF = ("admin", "technician", "billing")
 
 
 @bp.app_template_filter("epoch_time")
@@ -51,8 +56,24 @@ def subject() -> str:
     return str(user.get("sub") or "")
 
 
-def view(knowledge: KnowledgeTree) -> str:
-    return logic.saved_view(knowledge.store, subject())
+def codex_settings() -> logic.CodexSettings:
+    """The signed-in user's Codex settings, asked with their own token (forwarded by Nexus).
+
+    Client users are no Codex agents (Codex refuses them), so they are not asked about.
+    """
+    client = current_app.extensions["hivematrix.service_client"]
+    try:
+        base: str | None = client.base_url("codex")
+    except ServiceCallError:
+        base = None  # Codex is not installed
+    correlation = current_correlation_id()
+    return logic.CodexSettings(client.http, base,
+                               bearer_token() if level() in STAFF else None,
+                               {CORRELATION_HEADER: correlation} if correlation else None)
+
+
+def view() -> str:
+    return logic.saved_view(codex_settings(), session, subject())
 
 
 def render(template: str, status: int = 200, **context: Any) -> tuple[str, int]:

@@ -1,11 +1,11 @@
 """The explorer (a folder's children in a grid or a list, an article rendered), search, and
-the grid/list preference."""
+the grid/list preference (kept in Codex, see :mod:`logic`)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from flask import redirect, request, url_for
+from flask import redirect, request, session, url_for
 from werkzeug.exceptions import BadRequest
 
 from hivematrix.common.auth import permission_required
@@ -14,10 +14,13 @@ from hivematrix.knowledgetree.context import ancestry
 from hivematrix.knowledgetree.items import ROOT_ID, KnowledgeError, KnowledgeTree
 from hivematrix.knowledgetree.pages import logic
 from hivematrix.knowledgetree.pages.base import (
+    STAFF,
     bp,
+    codex_settings,
     editable,
     folder_tree,
     knowledge,
+    level,
     render,
     scope,
     subject,
@@ -38,8 +41,11 @@ def _item_page(tree: KnowledgeTree, item_id: str) -> Any:
         "files": tree.files(item.id), "editable": editable(item),
     }
     if item.is_folder:
+        # Staff are told when Codex could not keep their choice (clients have no Codex
+        # settings, so theirs is always this browser's).
+        unsaved = request.args.get("view") == "unsaved" and level() in STAFF
         return render("knowledgetree/folder.html", children=tree.children(item.id),
-                      view=view(tree), **context)
+                      view=view(), view_unsaved=unsaved, **context)
     return render("knowledgetree/article.html", html=render_content(item.content,
                                                                     item.content_format),
                   revisions=tree.revisions(item.id), **context)
@@ -100,13 +106,16 @@ def search_page() -> Any:
 @permission_required(*READERS)
 @refusals
 def save_view() -> Any:
-    """Grid or list, kept for this user; back to the folder they were looking at."""
+    """Grid or list, kept in the user's Codex settings (else in this browser session); back
+    to the folder they were looking at."""
     chosen = request.form.get("view", "")
-    try:
-        logic.save_view(knowledge().store, subject(), chosen)
-    except ValueError as exc:
-        raise KnowledgeError(f"view {exc}", "view") from None
     back = request.form.get("item_id", ROOT_ID)
     if not back or len(back) > 64 or not back.replace("-", "").isalnum():
         raise BadRequest("item_id is not an item id")
-    return redirect(url_for(".item", item_id=back), 303)
+    try:
+        kept = logic.save_view(codex_settings(), session, subject(), chosen)
+    except ValueError as exc:
+        raise KnowledgeError(f"view {exc}", "view") from None
+    if kept:
+        return redirect(url_for(".item", item_id=back), 303)
+    return redirect(url_for(".item", item_id=back, view="unsaved"), 303)

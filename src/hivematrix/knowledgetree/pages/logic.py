@@ -1,49 +1,122 @@
 """What the pages need beyond the model, as plain functions (no Flask): the saved grid/list
 view, highlighted snippets, the folder picker, and an import waiting for its confirmation.
 
-The grid/list preference: Codex's agent row has no field for it (only ``theme`` and
-``home_page``; ``PATCH /api/agents/me`` refuses other fields), so it is kept in the graph, one
-``ViewPreference`` node per user subject, beside the sync's lease. It follows the user across
-browsers and devices like Codex's settings would.
+The grid/list preference is the staff member's Codex setting ``knowledge_tree_view``, read
+and written at ``/api/my/settings`` with the user's own token (Codex answers for that user
+only). Codex's values are the platform's (grid, tree, hierarchy); KnowledgeTree draws two
+layouts, so grid is the card grid and both tree and hierarchy are the list, and choosing
+"list" stores "tree" unless the setting already shows as a list (a "hierarchy" chosen in Codex
+is kept). When Codex cannot keep the choice (not installed, down, or the user is a client user,
+who is no Codex agent) it is kept in the browser session only, and the page says so to staff.
 """
-
 from __future__ import annotations
 
 import contextlib
+import logging
 import re
 import secrets
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from hivematrix.knowledgetree.graph import GraphError, GraphStore
+import httpx
+
 from hivematrix.knowledgetree.items import Crumb, FolderNode
+
+log = logging.getLogger("hivematrix.knowledgetree.pages")
 
 VIEWS = ("grid", "list")
 DEFAULT_VIEW = "grid"
+#: Codex's value for each of KnowledgeTree's views, and KnowledgeTree's for each of Codex's.
+TO_CODEX = {"grid": "grid", "list": "tree"}
+FROM_CODEX = {"grid": "grid", "tree": "list", "hierarchy": "list"}
+#: Where a choice Codex could not keep waits, in the browser session.
+SESSION_KEY = "kt_view"
+SETTINGS_PATH = "/api/my/settings"
+CODEX_TIMEOUT = httpx.Timeout(3.0, connect=1.0)
 
 
-def saved_view(store: GraphStore, subject: str) -> str:
-    """The user's explorer view; the default when they never chose one."""
-    try:
-        rows = store.query("MATCH (p:ViewPreference {subject: $subject}) RETURN p.view AS view",
-                           {"subject": subject})
-    except GraphError as exc:
-        if "empty key" not in str(exc):
-            raise
-        rows = []  # FalkorDB: a graph with nothing in it yet
-    view = rows[0]["view"] if rows else None
-    return view if view in VIEWS else DEFAULT_VIEW
+class CodexSettings:
+    """The signed-in user's Codex settings, reached with their own bearer token.
+
+    ``base_url`` is None when Codex is not installed; ``token`` None when there is no user
+    token to forward. Every failure reads as "unavailable" (None / False): a page never fails
+    because Codex did.
+    """
+
+    def __init__(self, http: httpx.Client, base_url: str | None, token: str | None,
+                 headers: Mapping[str, str] | None = None) -> None:
+        self.http = http
+        self.base_url = base_url.rstrip("/") if base_url else None
+        self.token = token
+        self.headers = dict(headers or {})
+
+    def _send(self, method: str, body: dict[str, str] | None = None) -> dict[str, Any] | None:
+        if self.base_url is None or not self.token:
+            return None
+        try:
+            response = self.http.request(
+                method, f"{self.base_url}{SETTINGS_PATH}", json=body, timeout=CODEX_TIMEOUT,
+                headers={**self.headers, "Authorization": f"Bearer {self.token}",
+                         "Accept": "application/json"})
+        except httpx.HTTPError as exc:
+            log.warning(f"Codex settings unavailable: {exc}")
+            return None
+        if response.status_code != 200:
+            if response.status_code != 403:  # 403: a client user, who is no agent
+                log.warning(f"Codex answered {response.status_code} for the settings")
+            return None
+        try:
+            answer = response.json()
+        except ValueError:
+            return None
+        return answer if isinstance(answer, dict) else None
+
+    def view(self) -> str | None:
+        """KnowledgeTree's view for the user's Codex setting; None when Codex cannot say."""
+        answer = self._send("GET")
+        if answer is None:
+            return None
+        return FROM_CODEX.get(str(answer.get("knowledge_tree_view")), DEFAULT_VIEW)
+
+    def save_view(self, view: str) -> bool:
+        """Store ``view`` in Codex; whether Codex kept it."""
+        current = self.view()
+        if current is None:
+            return False
+        if current == view:
+            return True  # already shown this way: keep the exact Codex value (hierarchy)
+        answer = self._send("PUT", {"knowledge_tree_view": TO_CODEX[view]})
+        return answer is not None and FROM_CODEX.get(
+            str(answer.get("knowledge_tree_view"))) == view
 
 
-def save_view(store: GraphStore, subject: str, view: str) -> str:
-    """:raises ValueError: ``view`` is not one of :data:`VIEWS`."""
+def saved_view(codex: CodexSettings, held: Mapping[str, Any], who: str) -> str:
+    """The explorer view of user ``who`` (their token's subject): a choice waiting in the
+    session, else Codex's, else the default."""
+    waiting = held.get(SESSION_KEY)
+    # Held with the subject, so a session that changes hands never carries a choice over.
+    if isinstance(waiting, list) and len(waiting) == 2 and waiting[0] == who and \
+            waiting[1] in VIEWS:
+        return str(waiting[1])
+    return codex.view() or DEFAULT_VIEW
+
+
+def save_view(codex: CodexSettings, held: MutableMapping[str, Any], who: str,
+              view: str) -> bool:
+    """Keep ``view`` in Codex, else in the session; whether Codex kept it.
+
+    :raises ValueError: ``view`` is not one of :data:`VIEWS`.
+    """
     if view not in VIEWS:
         raise ValueError(f"must be one of {', '.join(VIEWS)}")
-    store.write("MERGE (p:ViewPreference {subject: $subject}) SET p.view = $view",
-                {"subject": subject, "view": view})
-    return view
+    if codex.save_view(view):
+        held.pop(SESSION_KEY, None)
+        return True
+    held[SESSION_KEY] = [who, view]
+    return False
 
 
 @dataclass(frozen=True)
