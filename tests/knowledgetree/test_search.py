@@ -72,6 +72,9 @@ def test_pages_and_scope(tree: KnowledgeTree) -> None:
     assert everything.total == 8 == len(everything.hits)
     first, second = tree.search("backup", limit=5), tree.search("backup", offset=5, limit=5)
     assert first.total == second.total == 8 and len(first.hits) == 5 and len(second.hits) == 3
+    # A full page is counted, a short one is the end, past the end is counted again.
+    assert tree.search("backup", offset=8).total == tree.search("backup", offset=50).total == 8
+    assert tree.search("backup", offset=7, limit=1).total == 8
     assert ({h.item.id for h in first.hits} | {h.item.id for h in second.hits}
             == {h.item.id for h in everything.hits})
     scoped = tree.search("backup", start_id=inside.id)

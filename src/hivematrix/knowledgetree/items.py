@@ -732,21 +732,22 @@ class KnowledgeTree:
             f"MATCH (node:ContextItem {{name_key: $exact}}) "
             f"RETURN {key} AS ref, {_columns('node')}", params)}
         params["titled"] = list(titled)
+        exact: list[tuple[float, Any]] = []
+        total: int | None = None
         if titled:
             counted = self.store.query(
                 f"{hits}RETURN count(node) AS total, "
                 f"collect(CASE WHEN {key} IN $titled THEN [{key}, score] END) AS exact",
                 params)
-        else:
-            counted = self.store.query(f"{hits}RETURN count(node) AS total", params)
-        total = int(counted[0]["total"]) if counted else 0
-        exact = sorted(((float(score), node) for node, score in
-                        (counted[0].get("exact") or [] if counted else [])),
-                       key=lambda pair: (-pair[0], pair[1]))
+            total = int(counted[0]["total"]) if counted else 0
+            exact = sorted(((float(score), node) for node, score in
+                            (counted[0]["exact"] or [] if counted else [])),
+                           key=lambda pair: (-pair[0], pair[1]))
         page: list[tuple[Row, float]] = [(titled[node], score + EXACT_TITLE_BONUS)
                                          for score, node in exact[offset:offset + limit]]
         wanted = limit - len(page)
-        if wanted > 0 and total > len(exact):
+        rows: list[Row] = []
+        if wanted > 0 and (total is None or total > len(exact)):
             params.update(exact_keys=[node for _, node in exact],
                           skip=max(0, offset - len(exact)), limit=wanted)
             rows = self.store.query(
@@ -755,6 +756,14 @@ class KnowledgeTree:
                 + f"WITH node, score ORDER BY score DESC, {key} SKIP $skip LIMIT $limit "
                 f"RETURN {_columns('node')}, score", params)
             page.extend((row, float(row["score"])) for row in rows)
+        if total is None:
+            # A short page that is not past the end is the last one: the total is known
+            # without counting (most narrow searches: a title, a ticket, a client's folder).
+            if len(rows) < limit and (rows or offset == 0):
+                total = offset + len(rows)
+            else:
+                counted = self.store.query(f"{hits}RETURN count(node) AS total", params)
+                total = int(counted[0]["total"]) if counted else 0
         paths = self._paths([item["id"] for item, _ in page])
         found = []
         for row, score in page:
