@@ -142,7 +142,10 @@ def seed(libpq_url: str) -> None:
             cursor.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
                            f"(SELECT max(id) FROM {table}))")
         connection.commit()
-        cursor.execute("ANALYZE")
+    # A database in use has its visibility map and hint bits set; a freshly copied one gets
+    # them from whatever reads it first (or autovacuum, during the measurements). Set now.
+    with psycopg.connect(libpq_url, autocommit=True) as connection:
+        connection.execute("VACUUM (ANALYZE)")
 
 
 def reference_bulk(libpq_url: str, year: int | None) -> None:

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+import msgspec
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -140,6 +141,9 @@ def _no_float(value: Any) -> None:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         for item in dataclasses.fields(value):
             _no_float(getattr(value, item.name))
+    elif isinstance(value, msgspec.Struct):
+        for name in value.__struct_fields__:
+            _no_float(getattr(value, name))
     elif isinstance(value, dict):
         for item in value.values():
             _no_float(item)

@@ -33,6 +33,8 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, localcontext
 from typing import Any, Literal, NamedTuple
 
+import msgspec
+
 from hivematrix.ledger.inputs import (
     CUSTOM,
     INCLUSIVE_SUPPORT,
@@ -64,9 +66,9 @@ BACKUP_OVERAGE = "Backup storage overage (TB)"
 
 # --- the receipt ---------------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class Line:
-    """One priced line: ``amount`` = ``quantity`` x ``rate`` rounded half-up to cents."""
+class Line(msgspec.Struct, frozen=True):
+    """One priced line: ``amount`` = ``quantity`` x ``rate`` rounded half-up to cents (a
+    msgspec struct: every company's bills make a hundred thousand of them)."""
 
     section: Section
     name: str
@@ -187,6 +189,8 @@ def _jsonable(value: Any) -> Any:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {item.name: _jsonable(getattr(value, item.name))
                 for item in dataclasses.fields(value)}
+    if isinstance(value, msgspec.Struct):
+        return {name: _jsonable(getattr(value, name)) for name in value.__struct_fields__}
     if isinstance(value, Mapping):
         return {str(key): _jsonable(item) for key, item in value.items()}
     if isinstance(value, list | tuple):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import calendar
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Generic, Literal, TypeVar
@@ -351,8 +351,7 @@ class Overrides:
 
 # --- what Codex says about a company -------------------------------------------------------
 
-@dataclass(frozen=True)
-class CodexAsset:
+class CodexAsset(msgspec.Struct, frozen=True):
     id: int
     hostname: str
     #: The type Codex derives from the RMM category (or Codex's own override).
@@ -367,16 +366,16 @@ class CodexAsset:
             raise InputError(f"asset {self.id}: backup_bytes must be a non-negative integer")
 
 
-@dataclass(frozen=True)
-class CodexContact:
+# Contacts, tickets and time entries come by the tens of thousands in every company's bills:
+# they are msgspec structs, which the bulk answer decodes into directly (in C), not dataclasses.
+class CodexContact(msgspec.Struct, frozen=True):
     id: int
     name: str
     email: str | None = None
     active: bool = True
 
 
-@dataclass(frozen=True)
-class TimeEntry:
+class TimeEntry(msgspec.Struct, frozen=True):
     id: str
     hours: Decimal
     billable: bool = True
@@ -386,8 +385,7 @@ class TimeEntry:
         _check_amount(self.hours, f"time entry {self.id} hours")
 
 
-@dataclass(frozen=True)
-class CodexTicket:
+class CodexTicket(msgspec.Struct, frozen=True):
     id: int
     number: str
     subject: str = ""
@@ -602,5 +600,6 @@ def from_codex_bulk_line(line: bytes) -> CompanyData:
                      for asset in wire.assets),
         contacts=tuple(contacts.values()),
         # A ticket without a number is known by its id, as from_codex_bulk_item has it.
-        tickets=tuple(ticket if ticket.number else replace(ticket, number=str(ticket.id))
+        tickets=tuple(ticket if ticket.number else msgspec.structs.replace(
+                          ticket, number=str(ticket.id))
                       for ticket in wire.tickets))
