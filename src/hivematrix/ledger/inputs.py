@@ -537,8 +537,7 @@ def from_codex_bulk_item(item: Mapping[str, Any]) -> CompanyData:
 
 # --- the same, fast: one line of Codex's ``format=ndjson`` bulk answer ----------------------
 
-@dataclass(frozen=True)
-class _WireCompany:
+class _WireCompany(msgspec.Struct):
     account_number: str
     name: str = ""
     billing_plan: str | None = None
@@ -556,15 +555,14 @@ class _WireAsset(msgspec.Struct):
     retired_at: str | None = None
 
 
-@dataclass(frozen=True)
-class _WireItem:
+class _WireItem(msgspec.Struct):
     """One company of the bulk answer, decoded by msgspec, mostly straight into Ledger's
     own frozen values (their ``__post_init__`` checks run as for any other construction)."""
 
     company: _WireCompany
-    assets: list[_WireAsset] = field(default_factory=list)
-    contacts: list[CodexContact] = field(default_factory=list)
-    tickets: list[CodexTicket] = field(default_factory=list)
+    assets: list[_WireAsset] = []
+    contacts: list[CodexContact] = []
+    tickets: tuple[CodexTicket, ...] = ()
 
 
 _WIRE = msgspec.json.Decoder(_WireItem)
@@ -600,6 +598,6 @@ def from_codex_bulk_line(line: bytes) -> CompanyData:
                      for asset in wire.assets),
         contacts=tuple(contacts.values()),
         # A ticket without a number is known by its id, as from_codex_bulk_item has it.
-        tickets=tuple(ticket if ticket.number else msgspec.structs.replace(
-                          ticket, number=str(ticket.id))
-                      for ticket in wire.tickets))
+        tickets=wire.tickets if all(ticket.number for ticket in wire.tickets) else tuple(
+            ticket if ticket.number else msgspec.structs.replace(ticket, number=str(ticket.id))
+            for ticket in wire.tickets))
