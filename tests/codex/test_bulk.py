@@ -30,7 +30,9 @@ POSTGRESQL_ONLY = pytest.mark.parametrize("codex_db_url", ["postgresql"], indire
 
 
 def seed(database: Database) -> None:
-    now = utcnow()
+    # Whole seconds: PostgreSQL writes a fraction without its trailing zeros (.12345), Python
+    # with six digits (.123450); both are the same instant, but the documents compare as text.
+    now = utcnow().replace(microsecond=0)
     with database.transaction() as session:
         parent = Company(account_number="100", name="Group")
         acme = Company(account_number="620547", name="Acme Dental", billing_plan="Gold",

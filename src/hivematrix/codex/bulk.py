@@ -282,9 +282,9 @@ def companies_bulk_lines(session: Session, *, include_tickets: bool, year: int |
     """Each company's item of :func:`companies_bulk` as one line of JSON (no newline inside),
     in account-number order, produced as it is built so the caller can send it at once.
 
-    On PostgreSQL the database builds the items; with ``workers`` > 1 it builds slices of
-    the companies on that many connections at once, all reading the snapshot of ``session``
-    (exported and imported, as ``pg_dump --jobs`` does), so the slices agree with each other.
+    On PostgreSQL the database builds the items, in slices of consecutive companies on
+    ``workers`` connections at once, all reading the snapshot of ``session`` (exported and
+    imported, as ``pg_dump --jobs`` does), so the slices agree with each other.
     """
     if session.get_bind().dialect.name != "postgresql":
         import orjson
@@ -327,8 +327,12 @@ MIN_SLICE = 50
 
 
 def _slices(ids: list[int], workers: int, min_slice: int) -> list[list[int]]:
-    """Consecutive slices, a few per worker so the first ones are sent while later ones build."""
-    count = max(1, min(workers * 4, len(ids) // max(1, min_slice))) if workers > 1 else 1
+    """Consecutive slices, a few per worker so the first ones are sent while later ones build.
+
+    Slices also keep each query small enough for the plan that suits a slice (the tickets of
+    a hundred companies found by index); one query over a thousand companies is slower even
+    on a single connection, so a large read is sliced whatever ``workers`` says."""
+    count = max(1, min(max(1, workers) * 4, len(ids) // max(1, min_slice)))
     size = -(-len(ids) // count)
     return [ids[index:index + size] for index in range(0, len(ids), size)]
 
