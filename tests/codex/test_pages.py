@@ -27,11 +27,11 @@ from hivematrix.codex.models import (
 from hivematrix.codex.pages.imports import UploadStore
 from hivematrix.common.db import Database
 from hivematrix.common.paging import Pager
+from hivematrix.common.testing import HTML, csrf_of, get_page, submit_form
 from tests.codex.fakes.freshservice import API_KEY, FreshserviceFake
 from tests.codex.page_data import TODAY, XSS_NAME, Seeded, seed
 from tests.codex.seeding import Headers, database
 
-HTML = {"Accept": "text/html"}
 LEVELS = ("admin", "technician", "billing", "client")
 
 
@@ -41,25 +41,7 @@ def seeded(codex_app: Flask) -> Seeded:
         return seed(session)
 
 
-def page(client: FlaskClient, headers: dict[str, str], path: str, status: int = 200) -> str:
-    response = client.get(path, headers={**HTML, **headers})
-    assert response.status_code == status, (path, response.status_code,
-                                            response.get_data(as_text=True)[:2000])
-    return response.get_data(as_text=True)
-
-
-def csrf(html: str) -> str:
-    found = re.search(r'name="csrf_token" value="([^"]+)"', html)
-    assert found, "the page has no form with a CSRF token"
-    return found.group(1)
-
-
-def post(client: FlaskClient, headers: dict[str, str], path: str, data: dict[str, Any],
-         form_page: str, **kwargs: Any) -> Any:
-    """Submit a form as a browser does: with the token of the page that showed it."""
-    token = csrf(page(client, headers, form_page))
-    return client.post(path, headers={**HTML, **headers},
-                       data={"csrf_token": token, **data}, **kwargs)
+page, csrf, post = get_page, csrf_of, submit_form
 
 
 def rows(html: str, testid: str) -> list[str]:

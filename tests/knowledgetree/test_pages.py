@@ -14,7 +14,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from hivematrix.common.testing import free_port
+from hivematrix.common.testing import HTML, csrf_of, free_port, get_page, submit_form
 from hivematrix.knowledgetree.items import ROOT_ID, KnowledgeTree
 from hivematrix.knowledgetree.pages import logic
 from tests.knowledgetree.apiapp import (  # noqa: F401 - the fixtures
@@ -27,7 +27,6 @@ from tests.knowledgetree.apiapp import (  # noqa: F401 - the fixtures
 )
 from tests.knowledgetree.codexsite import CodexSite, codex_site_fixture, name_codex  # noqa: F401
 
-HTML = {"Accept": "text/html"}
 XSS = '<img src=x onerror="alert(1)">'
 
 
@@ -48,16 +47,12 @@ def page(client: FlaskClient, as_user: Headers) -> Any:
 
 def csrf_token(client: FlaskClient, headers: dict[str, str], path: str = "/") -> str:
     """The token a page's form carries (the session that goes with it stays in the client)."""
-    body = client.get(path, headers={**headers, **HTML}).get_data(as_text=True)
-    found = re.search(r'name="csrf_token" value="([^"]+)"', body)
-    assert found, body[:2000]
-    return found.group(1)
+    return csrf_of(get_page(client, headers, path))
 
 
 def post(client: FlaskClient, headers: dict[str, str], path: str, data: dict[str, Any],
          token_from: str = "/") -> Any:
-    token = csrf_token(client, headers, token_from)
-    return client.post(path, headers={**headers, **HTML}, data={**data, "csrf_token": token})
+    return submit_form(client, headers, path, data, token_from)
 
 
 def body(response: Any, status: int = 200) -> str:

@@ -18,6 +18,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from hivematrix.common.db import Database
+from hivematrix.common.testing import HTML, csrf_of, get_page, submit_form
 from hivematrix.ledger.errors import LedgerError
 from hivematrix.ledger.models import (
     BillingPlan,
@@ -32,7 +33,6 @@ from tests.codex import seeding
 from tests.ledger.conftest import GOLD_PLAN, Codex, join_jobs
 
 Headers = Callable[..., dict[str, str]]
-HTML = {"Accept": "text/html"}
 LEVELS = ("admin", "technician", "billing", "client")
 MARCH = "year=2026&month=3"
 XSS = "<script>alert('x')</script> & Co"
@@ -40,25 +40,7 @@ XSS = "<script>alert('x')</script> & Co"
 
 # --- helpers -------------------------------------------------------------------------------
 
-def page(client: FlaskClient, headers: dict[str, str], path: str, status: int = 200) -> str:
-    response = client.get(path, headers={**HTML, **headers})
-    assert response.status_code == status, (path, response.status_code,
-                                            response.get_data(as_text=True)[:3000])
-    return response.get_data(as_text=True)
-
-
-def csrf(html: str) -> str:
-    found = re.search(r'name="csrf_token" value="([^"]+)"', html)
-    assert found, "the page has no form with a CSRF token"
-    return found.group(1)
-
-
-def post(client: FlaskClient, headers: dict[str, str], path: str, data: dict[str, Any],
-         form_page: str, **kwargs: Any) -> Any:
-    """Submit a form the way a browser does: with the token of the page that shows it."""
-    token = csrf(page(client, headers, form_page))
-    return client.post(path, headers={**HTML, **headers}, data={"csrf_token": token, **data},
-                       **kwargs)
+page, csrf, post = get_page, csrf_of, submit_form
 
 
 def redirected(response: Any) -> str:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 import secrets
 import shutil
 import socket
@@ -436,6 +437,36 @@ def browser() -> Iterator[Any]:
                                               args=CHROMIUM_ARGS)
         yield chromium
         chromium.close()
+
+
+#: What a browser asks for: pages (and problem pages) as HTML.
+HTML = {"Accept": "text/html"}
+_CSRF_FIELD = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+def get_page(client: Any, headers: dict[str, str], path: str, status: int = 200) -> str:
+    """A page's HTML as a browser gets it, checking its status."""
+    response = client.get(path, headers={**HTML, **headers})
+    assert response.status_code == status, (path, response.status_code,
+                                            response.get_data(as_text=True)[:3000])
+    text: str = response.get_data(as_text=True)
+    return text
+
+
+def csrf_of(html: str) -> str:
+    """The CSRF token a page's forms carry."""
+    found = _CSRF_FIELD.search(html)
+    assert found, "the page has no form with a CSRF token"
+    return found.group(1)
+
+
+def submit_form(client: Any, headers: dict[str, str], path: str, data: dict[str, Any],
+                form_page: str, **kwargs: Any) -> Any:
+    """Post a form as a browser does: with the token of the page that shows it (the session
+    that goes with the token stays in the test client)."""
+    token = csrf_of(get_page(client, headers, form_page))
+    return client.post(path, headers={**HTML, **headers}, data={"csrf_token": token, **data},
+                       **kwargs)
 
 
 def basic_auth(user: str, password: str) -> dict[str, str]:
