@@ -314,7 +314,8 @@ def test_status_per_kind(client: FlaskClient, as_user: Headers) -> None:
     assert before["scheduler"] is True
     assert set(before["kinds"]) == {"psa", "tickets", "rmm", "agents"}
     assert before["kinds"]["psa"] == {"provider": "freshservice", "every_minutes": 1440,
-                                      "last_job": None, "last_success_at": None}
+                                      "every_seconds": 86400.0, "last_job": None,
+                                      "last_success_at": None}
     assert before["kinds"]["tickets"]["every_minutes"] == 5
     assert before["kinds"]["rmm"]["provider"] is None
     assert before["kinds"]["agents"]["provider"] == "identity"
@@ -325,3 +326,18 @@ def test_status_per_kind(client: FlaskClient, as_user: Headers) -> None:
     assert after["last_success_at"] == job["finished_at"]
     assert client.get("/api/sync/status", headers=admin).get_json()["kinds"]["tickets"][
         "last_job"] is None
+
+
+def test_status_of_a_schedule_finer_than_a_minute(service_settings: dict[str, Any],
+                                                  codex_db_url: str, as_user: Headers) -> None:
+    app = create_app({**service_settings, "DATABASE_URL": codex_db_url,
+                      "CODEX_SCHEDULE_TICKETS_SECONDS": 30.0})
+    try:
+        client = app.test_client()
+        tickets = client.get("/api/sync/status",
+                             headers=as_user("admin")).get_json()["kinds"]["tickets"]
+        assert (tickets["every_minutes"], tickets["every_seconds"]) == (0, 30.0)
+        html = client.get("/sync", headers={"Accept": "text/html", **as_user("admin")})
+        assert "every 30 seconds" in html.get_data(as_text=True)
+    finally:
+        app.extensions["hivematrix.db"].dispose()

@@ -124,6 +124,8 @@ def sync_status() -> Any:
         every = interval(config, kind)
         kinds[kind] = {"provider": provider,
                        "every_minutes": int(every.total_seconds() // 60) if every else None,
+                       # Exact, for schedules finer than a minute (every_minutes is then 0).
+                       "every_seconds": every.total_seconds() if every else None,
                        "last_job": job_summary(last) if last else None,
                        "last_success_at": iso(last_good)}
     return {"scheduler": bool(config.get("CODEX_SCHEDULER")), "kinds": kinds}

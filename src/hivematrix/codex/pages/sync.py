@@ -55,6 +55,7 @@ def _status(kind: str) -> dict[str, Any]:
     return {"kind": kind, "title": KIND_TEXT[kind], "provider": provider,
             "not_configured": problem, "how": HOW_TO_CONFIGURE[kind],
             "every_minutes": int(every.total_seconds() // 60) if every else None,
+            "every_seconds": every.total_seconds() if every else None,
             "scheduled": scheduled, "last": last, "last_success_at": last_good,
             "may_run": level() in STARTERS[kind]}
 
