@@ -40,10 +40,13 @@ def test_start_crash_refuse_and_stop_every_service(hm_home: Path, fake_core: Fak
         assert started.returncode == 0, started.stderr
         healthy = [line.split(":")[0] for line in started.stderr.splitlines()
                    if ": healthy at" in line]
-        assert sorted(healthy) == sorted(names)
+        # KnowledgeTree needs a graph, so Helm also runs the embedded FalkorDB, before it.
+        assert sorted(healthy) == sorted([*names, "falkordb"])
+        assert healthy.index("falkordb") < healthy.index("knowledgetree")
         # Dependencies first: the identity provider, then Core, then the gateway.
         assert healthy.index("identity") < healthy.index("core") < healthy.index("nexus")
         assert healthy.index("core") < healthy.index("template")
+        supervisors["falkordb"] = int((hm_home / "run" / "falkordb.pid").read_text())
         for name in names:
             supervisors[name] = int((hm_home / "run" / f"{name}.pid").read_text())
             services[name] = int((hm_home / "run" / f"{name}.child.pid").read_text())
@@ -96,6 +99,9 @@ def test_start_crash_refuse_and_stop_every_service(hm_home: Path, fake_core: Fak
     assert stopped.returncode == 0, stopped.stderr
     lines = [line.split(":")[0] for line in stopped.stderr.splitlines() if ": stopped" in line]
     assert lines.index("nexus") < lines.index("core") < lines.index("identity")
+    assert lines.index("knowledgetree") < lines.index("falkordb")  # the graph stops last
+    assert process_group_gone(supervisors["falkordb"])
+    assert not list((hm_home / "run").glob("falkordb.*pid"))
     for name in names:
         assert process_group_gone(supervisors[name]), name
         assert process_group_gone(services[name]), name
