@@ -119,6 +119,18 @@ class ServiceClient:
         except httpx.HTTPError as exc:
             raise ServiceUnavailableError(f"service {target!r} at {url} failed: {exc}") from exc
 
+    def call_as(self, bearer: str, target: str, path: str, method: str = "GET",
+                **kwargs: Any) -> httpx.Response:
+        """:meth:`call` with someone else's token: a user's, when a service acts on their
+        behalf (Brainhair's tools), so the target applies that user's permission level."""
+        url = f"{self.base_url(target)}/{path.lstrip('/')}"
+        headers = {**self._correlation_headers(), **kwargs.pop("headers", {})}
+        headers["Authorization"] = f"Bearer {bearer}"
+        try:
+            return self.http.request(method, url, headers=headers, **kwargs)
+        except httpx.HTTPError as exc:
+            raise ServiceUnavailableError(f"service {target!r} at {url} failed: {exc}") from exc
+
     def call(self, target: str, path: str, method: str = "GET", **kwargs: Any) -> httpx.Response:
         """Make an authenticated request; returns the response whatever its status.
 

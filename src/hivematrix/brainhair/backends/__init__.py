@@ -1,0 +1,1 @@
+"""Brainhair's model backends: Claude Code CLI, Anthropic API, or none."""

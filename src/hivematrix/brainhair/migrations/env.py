@@ -1,0 +1,4 @@
+from hivematrix.brainhair.models import Base
+from hivematrix.common.db import run_migrations
+
+run_migrations(Base.metadata)

@@ -1,0 +1,1 @@
+"""Brainhair's tools: one registry served over MCP and as API tool-use schemas."""
