@@ -34,6 +34,20 @@ class UserServices(Protocol):
              **kwargs: Any) -> httpx.Response: ...
 
 
+class BearerServices:
+    """:class:`UserServices` over the kit's service client, with one user's token."""
+
+    def __init__(self, client: Any, token: str) -> None:
+        self._client = client
+        self._token = token
+
+    def call(self, target: str, path: str, method: str = "GET",
+             **kwargs: Any) -> httpx.Response:
+        response: httpx.Response = self._client.call_as(self._token, target, path, method,
+                                                        **kwargs)
+        return response
+
+
 @dataclass(frozen=True)
 class ToolContext:
     """Everything a tool run may use; built per turn by the chat runner."""
