@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 
 from hivematrix.common.db import Database, get_db
 from hivematrix.ledger import scheduler
-from hivematrix.ledger.api import fetch_codex
+from hivematrix.ledger.api import stream_codex
 from hivematrix.ledger.inputs import Period
 from hivematrix.ledger.models import BillingSnapshot, ScheduledSnapshot, SnapshotJob
 from tests.ledger.conftest import GOLD_PLAN, Codex
@@ -83,9 +83,9 @@ def test_a_tick_runs_the_job_against_codex(client: FlaskClient, ledger_app: Flas
                        headers=as_user("billing")).status_code == 201
     with ledger_app.app_context():
         _enable(get_db(), account_numbers=["620547", "620549"])
-        job_id = scheduler.tick(get_db(), fetch_codex, at(2026, 4, 1, 3), ledger_app.config)
+        job_id = scheduler.tick(get_db(), stream_codex, at(2026, 4, 1, 3), ledger_app.config)
         assert job_id is not None
-        assert scheduler.tick(get_db(), fetch_codex, at(2026, 4, 1, 4), ledger_app.config) is None
+        assert scheduler.tick(get_db(), stream_codex, at(2026, 4, 1, 4), ledger_app.config) is None
         with get_db().transaction() as session:
             job = session.get(SnapshotJob, job_id)
             assert (job.status, job.total, job.created, job.failed) == ("finished", 2, 1, 1)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import io
 import zipfile
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import date, timedelta
 from typing import Any
@@ -135,14 +135,6 @@ def receipt_for(item: Mapping[str, Any], book: Mapping[tuple[str, str], Any],
                        error=f"Codex data: {exc}")
     return calculate(company, book, by_account.get(company.account_number, Overrides()),
                      period.year, period.month, today=today)
-
-
-def receipts(session: Session, items: Iterable[Mapping[str, Any]], period: Period, *,
-             today: date | None = None) -> list[Receipt]:
-    """Every company's bill for ``period`` (plans and overrides read once)."""
-    book = plans.book(session)
-    by_account = overrides.load_all(session)
-    return [receipt_for(item, book, by_account, period, today) for item in items]
 
 
 def one_receipt(session: Session, items: Sequence[Mapping[str, Any]], account_number: str,

@@ -1,6 +1,7 @@
 """Snapshot jobs: accept many bills of one period in the background, with progress.
 
-One Codex bulk call for the whole job; each company is accepted in its own transaction, so a
+One streamed Codex bulk read for the whole job (each bill is calculated as its company
+arrives, never the whole answer in memory); each company is accepted in its own transaction, so a
 company that fails is recorded and the rest continue. A company whose period is accepted
 already is skipped, so re-running a period is idempotent.
 """
@@ -36,7 +37,7 @@ def create(session: Session, period: Period, *, trigger: str, triggered_by: str,
     return job
 
 
-def run(database: Database, job_id: int, fetch: billing.Fetch, *,
+def run(database: Database, job_id: int, stream: billing.Stream, *,
         account_numbers: Sequence[str] | None = None, today: date | None = None,
         terms_days: int = DEFAULT_TERMS_DAYS) -> None:
     """Execute a queued job to the end; never raises (failures land on the job)."""
@@ -48,9 +49,8 @@ def run(database: Database, job_id: int, fetch: billing.Fetch, *,
         period = Period(job.year, job.month)
         by = f"job:{job.id} ({job.triggered_by})"
     try:
-        items = billing.fetch_companies(fetch, period.year)
         with database.transaction() as session:
-            bills = billing.receipts(session, items, period, today=today)
+            bills = billing.all_receipts(session, stream, period, today=today)
     except Exception as exc:  # Codex down, bad data: the job failed as a whole
         _finish(database, job_id, "failed", [{"account_number": "", "error": str(exc)}])
         return

@@ -100,7 +100,7 @@ def claim(database: Database, now: datetime) -> tuple[int, list[str] | None] | N
         return job.id, selection
 
 
-def tick(database: Database, fetch: billing.Fetch, now: datetime,
+def tick(database: Database, stream: billing.Stream, now: datetime,
          settings: Mapping[str, Any]) -> int | None:
     """One look at the schedule; runs the job when this process won it. Returns its id."""
     claimed = claim(database, now)
@@ -108,7 +108,7 @@ def tick(database: Database, fetch: billing.Fetch, now: datetime,
         return None
     job_id, selection = claimed
     log.info("scheduled snapshot job %s started", job_id)
-    jobs.run(database, job_id, fetch, account_numbers=selection, today=now.date(),
+    jobs.run(database, job_id, stream, account_numbers=selection, today=now.date(),
              terms_days=int(settings.get("LEDGER_TERMS_DAYS", 30)))
     return job_id
 
@@ -130,12 +130,12 @@ class Scheduler:
 
     def _loop(self) -> None:
         from hivematrix.common.db import get_db
-        from hivematrix.ledger.api import fetch_codex
+        from hivematrix.ledger.api import stream_codex
 
         every = float(self.app.config["LEDGER_SCHEDULER_TICK_SECONDS"])
         while not self.stopped.wait(every):
             try:
                 with self.app.app_context():
-                    tick(get_db(), fetch_codex, datetime.now(UTC), self.app.config)
+                    tick(get_db(), stream_codex, datetime.now(UTC), self.app.config)
             except Exception:  # the loop must survive one bad tick
                 log.exception("scheduler tick failed")

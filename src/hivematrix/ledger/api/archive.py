@@ -22,6 +22,7 @@ from hivematrix.ledger.api import (
     json_body,
     query_int,
     refusals,
+    stream_codex,
     today,
 )
 from hivematrix.ledger.errors import LedgerError
@@ -193,7 +194,7 @@ def reissue(snapshot_id: int) -> Any:
 
 def _run_job(app: Flask, job_id: int, account_numbers: list[str] | None) -> None:
     with app.app_context():
-        jobs.run(get_db(), job_id, fetch_codex, account_numbers=account_numbers,
+        jobs.run(get_db(), job_id, stream_codex, account_numbers=account_numbers,
                  today=today(), terms_days=_terms())
 
 

@@ -111,7 +111,7 @@ def receipt_of(item: Mapping[str, Any], account_number: str, period: Period) -> 
 
 def _run_job(app: Flask, job_id: int, account_numbers: Sequence[str] | None) -> None:
     with app.app_context():
-        jobs.run(get_db(), job_id, fetch_codex, account_numbers=account_numbers,
+        jobs.run(get_db(), job_id, stream_codex, account_numbers=account_numbers,
                  today=today(), terms_days=terms_days())
 
 
