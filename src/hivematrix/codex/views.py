@@ -17,10 +17,11 @@ def blueprints() -> list[Blueprint]:
         locations,
         network,
         psa,
+        rmm,
         sync,
         tickets,
     )
 
     # bulk first: its /api/companies/bulk must not be read as a company's account number.
     return [bulk.bp, companies.bp, sync.bp, contacts.bp, locations.bp, assets.bp, network.bp,
-            tickets.bp, psa.bp, agents.bp, io.bp, pages.bp]
+            tickets.bp, psa.bp, rmm.bp, agents.bp, io.bp, pages.bp]
