@@ -9,6 +9,10 @@ The pieces, each plain Python testable without Flask:
   the session's owner, audited;
 - :mod:`~hivematrix.brainhair.buffer` — a turn's chunks in the database, so any worker answers
   a poll;
+- :mod:`~hivematrix.brainhair.sessions` — chats owned by one user, searched, closed when idle
+  by one process per deployment;
+- :mod:`~hivematrix.brainhair.chat` — the turn runner: a user message in, filtered chunks and
+  stored messages out;
 - :mod:`~hivematrix.brainhair.tools` — the one tool registry, served to the Claude Code CLI
   over MCP and to the Anthropic API as tool-use schemas;
 - :mod:`~hivematrix.brainhair.backends` — the model backends behind one interface.
@@ -40,5 +44,10 @@ def create_app(settings: Mapping[str, Any] | None = None) -> APIFlask:
     from hivematrix.brainhair.api import blueprints
     from hivematrix.brainhair.settings import DEFAULTS
 
-    return create_service_app(SERVICE.name, settings, title="HiveMatrix Brainhair",
-                              blueprints=blueprints(), defaults=DEFAULTS)
+    app = create_service_app(SERVICE.name, settings, title="HiveMatrix Brainhair",
+                             blueprints=blueprints(), defaults=DEFAULTS)
+    if app.config["BRAINHAIR_SCHEDULER"] and not app.testing:
+        from hivematrix.brainhair.sessions import IdleCloser
+
+        app.extensions["brainhair.idle_closer"] = IdleCloser(app).start()
+    return app

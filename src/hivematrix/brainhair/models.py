@@ -52,6 +52,9 @@ class ChatSession(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: The turn running now, if any: claimed with one conditional UPDATE, so a session runs
+    #: at most one turn at a time whichever worker the requests reach.
+    running_response_id: Mapped[str | None] = mapped_column(String(TOKEN_ID_MAX))
 
 
 class ChatMessage(Base):

@@ -22,6 +22,10 @@ DEFAULTS: dict[str, Any] = {
     "BRAINHAIR_SESSION_IDLE_MINUTES": 30,
     # The filter level for companies without a compliance level: "phi" or "cjis".
     "BRAINHAIR_DEFAULT_FILTER": "phi",
+    # How often a waiting write looks for the human's decision.
+    "BRAINHAIR_APPROVAL_POLL_SECONDS": 0.2,
+    # Finished replies' chunks are kept this long (the messages stay).
+    "BRAINHAIR_RESPONSE_KEEP_HOURS": 24,
     # Run the idle-session job in this process (never in tests).
     "BRAINHAIR_SCHEDULER": True,
 }

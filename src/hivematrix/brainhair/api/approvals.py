@@ -1,7 +1,58 @@
-"""Brainhair's approvals API (being built)."""
+"""`/api/approvals`: writes waiting for your decision — the inbox, one, and the decision."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from apiflask import APIBlueprint
 
-bp = APIBlueprint("approvals", __name__)
+from hivematrix.brainhair import approvals
+from hivematrix.brainhair.api import STAFF, current_user, json_body, refusals
+from hivematrix.brainhair.errors import BrainhairError
+from hivematrix.common.auth import permission_required
+from hivematrix.common.db import get_session
+
+bp = APIBlueprint("approvals", __name__, tag="Approvals")
+
+
+@bp.get("/api/approvals")
+@bp.doc(summary="Your pending approvals, oldest first",
+        description="Also those of replies no longer being polled (the inbox). "
+                    "Answers `{approvals: [...]}`.")
+@permission_required(*STAFF)
+@refusals
+def inbox() -> Any:
+    rows = approvals.pending(get_session(), current_user())
+    return {"approvals": [approvals.to_dict(row) for row in rows]}
+
+
+@bp.get("/api/approvals/<approval_id>")
+@bp.doc(summary="One of your approvals",
+        description="`status`: pending, approved, denied or expired. Another user's approval "
+                    "and an unknown id are both 404.")
+@permission_required(*STAFF)
+@refusals
+def get_approval(approval_id: str) -> Any:
+    return approvals.to_dict(approvals.get(get_session(), approval_id, current_user()))
+
+
+@bp.post("/api/approvals/<approval_id>/decision")
+@bp.doc(summary="Approve or deny",
+        description="Body: `{approved: true|false}`. Only the user whose chat asked (404 for "
+                    "anyone else), once, while pending and before it expires (409 otherwise: "
+                    "a replayed or late decision changes nothing). Audited.")
+@permission_required(*STAFF)
+@refusals
+def decide(approval_id: str) -> Any:
+    body = json_body()
+    if not isinstance(body, dict) or "approved" not in body:
+        raise BrainhairError("approved: missing", field="approved")
+    db = get_session()
+    try:
+        approval = approvals.decide(db, approval_id, current_user(), body["approved"])
+    except BrainhairError as exc:
+        if exc.status == 409:
+            db.commit()  # keep an expiry found on the way
+        raise
+    db.commit()
+    return approvals.to_dict(approval)

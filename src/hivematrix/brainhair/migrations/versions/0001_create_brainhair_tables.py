@@ -54,6 +54,7 @@ def upgrade() -> None:
         sa.Column("created_at", UTCDateTime(), nullable=False),
         sa.Column("updated_at", UTCDateTime(), nullable=False),
         sa.Column("ended_at", UTCDateTime(), nullable=True),
+        sa.Column("running_response_id", sa.String(length=64), nullable=True),
         sa.PrimaryKeyConstraint("id"),
     )
     with op.batch_alter_table("brainhair_sessions", schema=None) as batch_op:

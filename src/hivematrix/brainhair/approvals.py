@@ -1,0 +1,160 @@
+"""Approvals of write tools: stored in the database, decided only by the session's owner.
+
+An approval's id is random (``secrets.token_urlsafe(24)``), never derived from the session or
+the time. A decision is one conditional UPDATE ``WHERE status = 'pending'`` and not expired,
+so a replayed or racing decision changes nothing and is refused (409). Another user's
+approval, or a guessed id, is "not found" — the same answer, so nothing leaks. Service tokens
+never decide. Every decision and every expiry is written to :class:`AuditEvent`.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from hivematrix.brainhair.errors import BrainhairError, not_found
+from hivematrix.brainhair.models import Approval, AuditEvent, ChatSession
+from hivematrix.brainhair.sessions import owner_of
+from hivematrix.common.db import Database, utcnow
+
+FINAL = ("approved", "denied", "expired")
+
+
+def audit(db: Session, actor: str, event: str, *, session_id: str | None = None,
+          approval_id: str | None = None, **details: Any) -> None:
+    db.add(AuditEvent(actor=actor[:150], event=event, session_id=session_id,
+                      approval_id=approval_id, details=details, at=utcnow()))
+
+
+def create(db: Session, *, session_id: str, user: Mapping[str, Any], tool: str, action: str,
+           details: Mapping[str, Any], tool_input: Mapping[str, Any], seconds: float,
+           level: str, response_id: str | None = None,
+           now: datetime | None = None) -> Approval:
+    """A pending approval of ``tool`` with ``tool_input``, for the session's owner to decide.
+
+    The action text and details are what the approver reads; they are filtered at the turn's
+    level like everything else. The input is kept as given: it runs only if approved.
+    """
+    from hivematrix.brainhair.phi import get_filter
+
+    owner = owner_of(user)
+    session = db.get(ChatSession, session_id)
+    if session is None or session.owner_id != owner:
+        raise not_found("session")
+    phi = get_filter()
+    shown_action, _ = phi.filter_text(action, level)
+    shown_details, _ = phi.filter_data(dict(details), level)
+    now = now or utcnow()
+    approval = Approval(
+        id=secrets.token_urlsafe(24), session_id=session_id, response_id=response_id,
+        requested_by=owner, tool=tool, action=shown_action, details=shown_details,
+        tool_input=dict(tool_input), status="pending", created_at=now,
+        expires_at=now + timedelta(seconds=seconds))
+    db.add(approval)
+    audit(db, owner, "approval.requested", session_id=session_id, approval_id=approval.id,
+          tool=tool)
+    db.flush()
+    return approval
+
+
+def get(db: Session, approval_id: str, user: Mapping[str, Any]) -> Approval:
+    """The user's own approval; anyone else's, or an unknown id, is not found."""
+    owner = owner_of(user)
+    approval = db.get(Approval, approval_id) if isinstance(approval_id, str) else None
+    if approval is None or approval.requested_by != owner:
+        raise not_found("approval")
+    session = db.get(ChatSession, approval.session_id)
+    if session is None or session.owner_id != owner:
+        raise not_found("approval")
+    return approval
+
+
+def decide(db: Session, approval_id: str, user: Mapping[str, Any], approved: bool,
+           now: datetime | None = None) -> Approval:
+    """Approve or deny, once, while pending and before expiry. The caller commits."""
+    if not isinstance(approved, bool):
+        raise BrainhairError("approved: expected true or false", field="approved")
+    approval = get(db, approval_id, user)
+    owner = owner_of(user)
+    now = now or utcnow()
+    if approval.status == "pending" and approval.expires_at <= now:
+        expire(db, approval.id, now=now)
+        db.refresh(approval)
+    status = "approved" if approved else "denied"
+    changed = db.execute(
+        update(Approval).where(Approval.id == approval.id, Approval.status == "pending",
+                               Approval.expires_at > now)
+        .values(status=status, decided_by=owner, decided_at=now)
+        .execution_options(synchronize_session=False))
+    if getattr(changed, "rowcount", 0) != 1:
+        db.refresh(approval)
+        raise BrainhairError(f"The approval is {approval.status} already; it cannot be decided "
+                             "again.", status=409)
+    audit(db, owner, f"approval.{status}", session_id=approval.session_id,
+          approval_id=approval.id, tool=approval.tool)
+    db.flush()
+    db.refresh(approval)
+    return approval
+
+
+def expire(db: Session, approval_id: str, *, now: datetime | None = None,
+           reason: str = "timeout") -> bool:
+    """Mark a pending approval expired (audited); False when it was decided already."""
+    now = now or utcnow()
+    changed = db.execute(
+        update(Approval).where(Approval.id == approval_id, Approval.status == "pending")
+        .values(status="expired", decided_at=now).execution_options(synchronize_session=False))
+    if getattr(changed, "rowcount", 0) != 1:
+        return False
+    approval = db.get(Approval, approval_id)
+    audit(db, "system", "approval.expired", approval_id=approval_id,
+          session_id=approval.session_id if approval else None, reason=reason)
+    db.flush()
+    return True
+
+
+def wait(database: Database, approval_id: str, should_stop: Callable[[], bool], *,
+         interval: float = 0.2, clock: Callable[[], datetime] = utcnow) -> str:
+    """Block until the approval is decided or expires; returns its final status.
+
+    A stopped turn expires its pending approval (nothing will run it any more).
+    """
+    while True:
+        with database.transaction() as db:
+            row = db.execute(select(Approval.status, Approval.expires_at)
+                             .where(Approval.id == approval_id)).one_or_none()
+            if row is None:
+                return "expired"
+            status, expires_at = row
+            if status in FINAL:
+                return str(status)
+            now = clock()
+            if expires_at <= now or should_stop():
+                reason = "timeout" if expires_at <= now else "turn stopped"
+                if expire(db, approval_id, now=now, reason=reason):
+                    return "expired"
+                continue  # decided in the meantime: read it again
+        time.sleep(interval)
+
+
+def pending(db: Session, user: Mapping[str, Any], now: datetime | None = None) -> list[Approval]:
+    """The user's approvals still waiting for a decision, oldest first (the inbox)."""
+    owner = owner_of(user)
+    return list(db.scalars(select(Approval).where(
+        Approval.requested_by == owner, Approval.status == "pending",
+        Approval.expires_at > (now or utcnow())).order_by(Approval.created_at)))
+
+
+def to_dict(approval: Approval) -> dict[str, Any]:
+    return {"id": approval.id, "session_id": approval.session_id,
+            "response_id": approval.response_id, "tool": approval.tool,
+            "action": approval.action, "details": approval.details, "status": approval.status,
+            "created_at": approval.created_at.isoformat(),
+            "expires_at": approval.expires_at.isoformat(),
+            "decided_at": approval.decided_at.isoformat() if approval.decided_at else None}
