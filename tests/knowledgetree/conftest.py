@@ -20,6 +20,7 @@ import pytest
 
 from hivematrix.knowledgetree.graph import FalkorDBStore, GraphStore, Neo4jStore
 from hivematrix.knowledgetree.items import KnowledgeTree
+from hivematrix.knowledgetree.search_index import SearchIndex
 from hivematrix.knowledgetree.testing import FalkorDBServer
 
 NEO4J_URL = os.environ.get("HIVEMATRIX_TEST_NEO4J_URL")
@@ -61,3 +62,26 @@ def tree(store: GraphStore, tmp_path: Path) -> KnowledgeTree:
     knowledge = KnowledgeTree(store, tmp_path / "files")
     knowledge.ensure_ready()
     return knowledge
+
+
+class FallbackSeen(AssertionError):
+    """A search meant for the index went to the graph."""
+
+
+def indexed(store: GraphStore, folder: Path) -> KnowledgeTree:
+    """A tree with its search index built in ``folder/search``; a search that falls back to
+    the graph fails the test (``rebuild_due`` raises)."""
+    knowledge = KnowledgeTree(store, folder / "files", SearchIndex(folder / "search"))
+    knowledge.ensure_ready()
+    knowledge.rebuild_search_index()
+
+    def refuse() -> None:
+        raise FallbackSeen("the search index could not answer")
+
+    knowledge.rebuild_due = refuse
+    return knowledge
+
+
+@pytest.fixture
+def indexed_tree(store: GraphStore, tmp_path: Path) -> KnowledgeTree:
+    return indexed(store, tmp_path)

@@ -1,9 +1,13 @@
-"""Ranked full-text search over names and content, with snippets, paths and pages."""
+"""Ranked full-text search over names and content, with snippets, paths and pages: on the
+graph's full-text call and on the search index alike."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from hivematrix.knowledgetree.graph import GraphStore
 from hivematrix.knowledgetree.items import (
     EXACT_TITLE_BONUS,
     ROOT_ID,
@@ -12,8 +16,20 @@ from hivematrix.knowledgetree.items import (
     KnowledgeTree,
     NotFound,
 )
+from tests.knowledgetree.conftest import indexed
 
 BY = "alice"
+
+
+@pytest.fixture(params=["graph", "index"])
+def tree(request: pytest.FixtureRequest, store: GraphStore, tmp_path: Path) -> KnowledgeTree:
+    """Every test here twice: the graph's full-text call, and the search index (which must
+    answer every search itself: a fallback fails the test)."""
+    if request.param == "index":
+        return indexed(store, tmp_path)
+    knowledge = KnowledgeTree(store, tmp_path / "files")
+    knowledge.ensure_ready()
+    return knowledge
 
 
 def test_exact_title_outranks_body_mentions(tree: KnowledgeTree) -> None:

@@ -58,6 +58,8 @@ def create_app(settings: Mapping[str, Any] | None = None, *,
     holder = TreeHolder(app.config)
     app.extensions["knowledgetree"] = holder
     app.extensions["hivematrix.health"].add("graph", holder.health)
+    app.extensions["hivematrix.health"].add("search_index", holder.search_health,
+                                            critical=False)
     from hivematrix.knowledgetree.scheduler import start_for  # the scheduled Codex sync
 
     start_for(app)

@@ -22,8 +22,9 @@ def wipe(tree: KnowledgeTree, *, by: str) -> dict[str, int]:
     indexes) other workers rely on is never dropped, and files leave the disk with their nodes.
     """
     before = tree.counts()
-    for child in tree.children(ROOT_ID):
-        tree.delete(child.id, by=by, allow_read_only=True)
+    with tree.search_batch():  # one search-index commit for the whole wipe
+        for child in tree.children(ROOT_ID):
+            tree.delete(child.id, by=by, allow_read_only=True)
     for stored in tree.files(ROOT_ID):
         tree.delete_file(stored.id, by=by, allow_read_only=True)
     tree.sweep_files()

@@ -14,7 +14,9 @@ Nothing configured means the embedded default, FalkorDB on 127.0.0.1:6380.
 from __future__ import annotations
 
 import json
+import logging
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +30,7 @@ from hivematrix.knowledgetree.items import KnowledgeTree
 
 # The scheduler does not import this module, so taking its defaults here makes no cycle.
 from hivematrix.knowledgetree.scheduler import DEFAULTS as SCHEDULER_DEFAULTS
+from hivematrix.knowledgetree.search_index import SearchIndex
 
 #: Attachment types accepted by default (by extension; the bytes are never served inline).
 DEFAULT_EXTENSIONS = ("txt,md,log,csv,json,xml,pdf,png,jpg,jpeg,gif,doc,docx,xls,xlsx,ppt,"
@@ -42,6 +45,11 @@ DEFAULTS: dict[str, Any] = {
     # Import documents between the admin's dry run and confirmation; unset:
     # $HIVEMATRIX_HOME/knowledgetree/pending-imports (never a shared temporary folder).
     "KT_PENDING_IMPORTS_DIR": None,
+    # The search index (tantivy) beside the graph; unset: $HIVEMATRIX_HOME/knowledgetree/search.
+    # Every process of the service must see the same folder.
+    "KT_SEARCH_DIR": None,
+    # False: no index, search is the graph's full-text call only.
+    "KT_SEARCH_INDEX": True,
     "KT_MAX_UPLOAD_BYTES": 25 * 1024 * 1024,
     "KT_ALLOWED_EXTENSIONS": DEFAULT_EXTENSIONS,
     # The body of POST /api/import (a whole tree's export); every other request is limited
@@ -162,6 +170,19 @@ def files_dir(config: Mapping[str, Any]) -> Path:
     return Path(config["HIVEMATRIX_HOME"]) / "knowledgetree" / "files"
 
 
+def search_dir(config: Mapping[str, Any]) -> Path | None:
+    """The search index's folder, or None when ``KT_SEARCH_INDEX`` is off."""
+    enabled = config.get("KT_SEARCH_INDEX", True)
+    if isinstance(enabled, str):
+        enabled = enabled.strip().lower() not in ("0", "false", "no", "off", "")
+    if not enabled:
+        return None
+    configured = config.get("KT_SEARCH_DIR")
+    if configured:
+        return Path(str(configured))
+    return Path(config["HIVEMATRIX_HOME"]) / "knowledgetree" / "search"
+
+
 def allowed_extensions(config: Mapping[str, Any]) -> frozenset[str]:
     raw = config.get("KT_ALLOWED_EXTENSIONS") or ""
     if isinstance(raw, str):
@@ -169,18 +190,33 @@ def allowed_extensions(config: Mapping[str, Any]) -> frozenset[str]:
     return frozenset(str(ext).strip().lower().lstrip(".") for ext in raw if str(ext).strip())
 
 
+log = logging.getLogger("hivematrix.knowledgetree.settings")
+
+#: Seconds between two background rebuilds a process starts on its own.
+REBUILD_PAUSE = 30.0
+
+
 class TreeHolder:
     """The process's :class:`KnowledgeTree`: the store is opened and the schema ensured on
     first use (never at import or app creation), once even when threads race for it; after a
-    failure the next use tries again."""
+    failure the next use tries again.
+
+    The first use also looks at the search index: not ready (never built, empty, stale) means
+    a rebuild in a background thread, while searches use the graph; so does a search that
+    finds the index unusable later (at most every ``REBUILD_PAUSE`` seconds per process)."""
 
     def __init__(self, config: Mapping[str, Any]) -> None:
         self.target = graph_target(config)
         self.files_dir = files_dir(config)
         self.timeout = float(config["KT_GRAPH_TIMEOUT"])
+        directory = search_dir(config)
+        self.search_index = SearchIndex(directory) if directory is not None else None
         self._lock = threading.Lock()
         self._store: GraphStore | None = None
         self._tree: KnowledgeTree | None = None
+        self._rebuilding: threading.Thread | None = None
+        self._last_rebuild = -REBUILD_PAUSE
+        self.last_rebuild: dict[str, Any] | None = None
 
     @property
     def store(self) -> GraphStore:
@@ -199,13 +235,70 @@ class TreeHolder:
         store = self.store
         with self._lock:
             if self._tree is None:
-                tree = KnowledgeTree(store, self.files_dir)
+                tree = KnowledgeTree(store, self.files_dir, self.search_index)
                 tree.ensure_ready()
                 from hivematrix.knowledgetree.context import ACCOUNT_SCHEMA
 
                 store.ensure_schema(ACCOUNT_SCHEMA)
+                tree.rebuild_due = self.rebuild_in_background
                 self._tree = tree
-            return self._tree
+            ready = self._tree
+        if self.search_index is not None and self.search_index.state() != "ready":
+            self.rebuild_in_background()
+        return ready
+
+    def rebuild_in_background(self) -> bool:
+        """Start rebuilding the search index from the graph in a thread, unless one runs or
+        one started less than ``REBUILD_PAUSE`` seconds ago; True when one was started. Other
+        processes doing the same wait for the index's writer lock, then find it ready."""
+        if self.search_index is None or self._tree is None:
+            return False
+        with self._lock:
+            running = self._rebuilding is not None and self._rebuilding.is_alive()
+            if running or time.monotonic() - self._last_rebuild < REBUILD_PAUSE:
+                return False
+            self._last_rebuild = time.monotonic()
+            tree = self._tree
+            thread = threading.Thread(target=self._rebuild, args=(tree,),
+                                      name="knowledgetree-search-rebuild", daemon=True)
+            self._rebuilding = thread
+        thread.start()
+        return True
+
+    def _rebuild(self, tree: KnowledgeTree) -> None:
+        started = time.monotonic()
+        try:
+            added = tree.rebuild_search_index(only_if_needed=True)
+        except Exception as exc:  # a background thread: log it, searches keep the graph
+            log.error("rebuilding the search index failed: %s", exc)
+            self.last_rebuild = {"error": f"{type(exc).__name__}: {exc}"}
+            return
+        seconds = round(time.monotonic() - started, 3)
+        if added is not None:
+            log.info("search index rebuilt: %d items in %.1f s", added, seconds)
+            self.last_rebuild = {"items": added, "seconds": seconds}
+
+    def wait_for_rebuild(self, timeout: float | None = None) -> None:
+        """Until the background rebuild (if any) is done (tests, the CLI)."""
+        thread = self._rebuilding
+        if thread is not None:
+            thread.join(timeout)
+
+    def search_health(self) -> Check:
+        """The search index: ready is healthy; anything else degrades the service (searches
+        still answer, from the graph, more slowly) while a rebuild is due or running."""
+        index = self.search_index
+        if index is None:
+            return Check("healthy", {"search_index": "disabled"})
+        state = index.state()
+        details: dict[str, Any] = {"search_index": state,
+                                   "rebuilding": bool(self._rebuilding is not None
+                                                      and self._rebuilding.is_alive())}
+        if state == "ready":
+            details["documents"] = index.count()
+        if self.last_rebuild is not None:
+            details["last_rebuild"] = self.last_rebuild
+        return Check("healthy" if state == "ready" else "degraded", details)
 
     def health(self) -> Check:
         try:
@@ -220,7 +313,10 @@ class TreeHolder:
                                  "ready": self._tree is not None})
 
     def close(self) -> None:
+        self.wait_for_rebuild()
         with self._lock:
+            if self.search_index is not None:
+                self.search_index.close()
             if self._store is not None:
                 self._store.close()
             self._store = None

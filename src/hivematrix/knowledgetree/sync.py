@@ -608,17 +608,20 @@ class Sync:
                       if text_of(c.get("account_number"))}
         top = self._top("companies", COMPANIES)
         folders = self._company_folders()
-        if companies:
-            self._archive_companies(top, folders, set(by_account))
-        company_folders = self._place_companies(top, folders, by_account)
+        with self.tree.search_batch():
+            if companies:
+                self._archive_companies(top, folders, set(by_account))
+            company_folders = self._place_companies(top, folders, by_account)
         total = len(company_folders)
         for done, account in enumerate(sorted(company_folders)):
             company = by_account[account]
             if self.progress:
                 self.progress(done, total, text_of(company.get("name")))
             try:
-                self._company(self._folder(self.tree.get(company_folders[account].id)),
-                              company, companies=companies, tickets=tickets)
+                # One search-index commit per company, not one per article written.
+                with self.tree.search_batch():
+                    self._company(self._folder(self.tree.get(company_folders[account].id)),
+                                  company, companies=companies, tickets=tickets)
             except (CodexError, KnowledgeError, GraphError) as exc:
                 self.result.fail(f"{account}: {exc}")
         if self.progress:
