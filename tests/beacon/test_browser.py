@@ -15,14 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
 from sqlalchemy import update
 
-from hivematrix.cli import main
 from hivematrix.codex.models import Ticket
 from hivematrix.common.config import load_settings
 from hivematrix.common.db import Database
-from hivematrix.common.testing import ServiceProcess, free_port, serve_wsgi, watched_page
+from hivematrix.common.testing import serve_wsgi, watched_page
 from tests.beacon.wall_data import (
     RILEY,
     TICKET_URL,
@@ -33,7 +31,7 @@ from tests.beacon.wall_data import (
     seed_wall,
 )
 from tests.codex.fakes.freshservice import API_KEY, FreshserviceFake
-from tests.nexus.conftest import Platform, create_users, sign_in
+from tests.nexus.conftest import Platform, running_platform, sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.processes]
 OUTPUT = Path(os.environ.get("HIVEMATRIX_TEST_OUTPUT",
@@ -67,49 +65,31 @@ class WallPlatform:
 def wall_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WallPlatform]:
     gate = threading.Event()
     home = tmp_path_factory.mktemp("beacon-platform")
-    names = ("identity", "core", "codex", "beacon", "nexus")
-    ports = {name: free_port() for name in names}
-    services = {name: {"url": f"http://127.0.0.1:{port}", "port": port, "title": name.title(),
-                       "visible": name in ("codex", "beacon"), "admin_only": False,
-                       "billing_or_admin_only": False}
-                for name, port in ports.items()}
-    (home / "services.json").write_text(json.dumps(services))
-    result = CliRunner().invoke(main, ["init"], env={"HIVEMATRIX_HOME": str(home)})
-    assert result.exit_code == 0, result.output
-    identity_url = services["identity"]["url"]
-    processes: dict[str, ServiceProcess] = {}
     with serve_wsgi(gated(FreshserviceFake().wsgi(), gate)) as vendor_url:
-        envs = {
-            "identity": {"IDENTITY_REDIRECT_URIS":
-                         f"{services['nexus']['url']}/keycloak-callback"},
-            "core": {"OIDC_ISSUER_URL": f"{identity_url}/realms/hivematrix"},
+        env = {
             "codex": {"CODEX_SCHEDULER": "false", "CODEX_PSA_PROVIDER": "freshservice",
                       "FRESHSERVICE_URL": vendor_url, "FRESHSERVICE_API_KEY": API_KEY,
                       "FRESHSERVICE_TICKET_URL": TICKET_URL,
                       "CODEX_OUTBOUND_ALLOWLIST": "127.0.0.1"},
             "beacon": {"BEACON_REFRESH_SECONDS": str(REFRESH_SECONDS),
                        "BEACON_VIEWS": json.dumps(VIEWS)},
-            "nexus": {"KEYCLOAK_BACKEND_URL": identity_url,
-                      "NEXUS_LOGIN_RATE_LIMIT": "600/minute"},
         }
-        database = None
-        try:
-            for name in names:
-                processes[name] = ServiceProcess(name, home, port=ports[name],
-                                                 env=envs[name]).start()
-            create_users(home)
-            # Codex migrated its database on start; put the tickets in it as a sync would.
-            url = load_settings("codex", environ={"HIVEMATRIX_HOME": str(home)})["DATABASE_URL"]
-            database = Database(url)
-            with database.transaction() as session:
-                seed = seed_wall(session)
-            yield WallPlatform(Platform(home, processes, echo_url=""), seed, database, gate)
-        finally:
-            gate.set()
-            if database is not None:
-                database.dispose()
-            for process in processes.values():
-                process.stop()
+        with running_platform(home, ("codex", "beacon"), env=env,
+                              visible=("codex", "beacon")) as platform:
+            database = None
+            try:
+                # Codex migrated its database on start; put the tickets in it as a sync would.
+                url = load_settings("codex",
+                                    environ={"HIVEMATRIX_HOME": str(home)})["DATABASE_URL"]
+                database = Database(url)
+                with database.transaction() as session:
+                    seed = seed_wall(session)
+                yield WallPlatform(platform, seed, database, gate)
+            finally:
+                # Let a request held at the vendor finish before the processes stop.
+                gate.set()
+                if database is not None:
+                    database.dispose()
 
 
 def row(page: Any, ticket: str, section: int | None = None) -> Any:

@@ -3,7 +3,6 @@ run as real processes, and Codex's PSA is the Freshservice contract fake."""
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -12,15 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
 
-from hivematrix.cli import main
 from hivematrix.common.config import load_settings
 from hivematrix.common.db import Database
-from hivematrix.common.testing import ServiceProcess, free_port, serve_wsgi, watched_page
+from hivematrix.common.testing import serve_wsgi, watched_page
 from tests.codex.fakes.freshservice import API_KEY, FreshserviceFake
 from tests.codex.page_data import XSS_NAME, XSS_SUBJECT, Seeded, seed
-from tests.nexus.conftest import PASSWORD, Platform, create_users
+from tests.nexus.conftest import PASSWORD, Platform, running_platform
 
 pytestmark = [pytest.mark.browser, pytest.mark.processes]
 OUTPUT = Path(os.environ.get("HIVEMATRIX_TEST_OUTPUT",
@@ -62,40 +59,17 @@ class CodexPlatform:
 def codex_platform(tmp_path_factory: pytest.TempPathFactory,
                    vendor: Vendor) -> Iterator[CodexPlatform]:
     home = tmp_path_factory.mktemp("codex-platform")
-    names = ("identity", "core", "codex", "nexus")
-    ports = {name: free_port() for name in names}
-    services = {name: {"url": f"http://127.0.0.1:{port}", "port": port, "title": name.title(),
-                       "visible": name == "codex", "admin_only": False,
-                       "billing_or_admin_only": False}
-                for name, port in ports.items()}
-    (home / "services.json").write_text(json.dumps(services))
-    result = CliRunner().invoke(main, ["init"], env={"HIVEMATRIX_HOME": str(home)})
-    assert result.exit_code == 0, result.output
-    identity_url = services["identity"]["url"]
-    envs = {
-        "identity": {"IDENTITY_REDIRECT_URIS": f"{services['nexus']['url']}/keycloak-callback"},
-        "core": {"OIDC_ISSUER_URL": f"{identity_url}/realms/hivematrix"},
-        "codex": {"CODEX_SCHEDULER": "false", "CODEX_PSA_PROVIDER": "freshservice",
-                  "FRESHSERVICE_URL": vendor.url, "FRESHSERVICE_API_KEY": API_KEY,
-                  "CODEX_OUTBOUND_ALLOWLIST": "127.0.0.1"},
-        "nexus": {"KEYCLOAK_BACKEND_URL": identity_url, "NEXUS_LOGIN_RATE_LIMIT": "600/minute"},
-    }
-    processes: dict[str, ServiceProcess] = {}
-    try:
-        for name in names:
-            processes[name] = ServiceProcess(name, home, port=ports[name],
-                                             env=envs[name]).start()
-        create_users(home)
+    env = {"codex": {"CODEX_SCHEDULER": "false", "CODEX_PSA_PROVIDER": "freshservice",
+                     "FRESHSERVICE_URL": vendor.url, "FRESHSERVICE_API_KEY": API_KEY,
+                     "CODEX_OUTBOUND_ALLOWLIST": "127.0.0.1"}}
+    with running_platform(home, ("codex",), env=env, visible=("codex",)) as platform:
         # Codex migrated its database on start; put the MSP's data in it.
         url = load_settings("codex", environ={"HIVEMATRIX_HOME": str(home)})["DATABASE_URL"]
         database = Database(url)
         with database.transaction() as session:
             seeded = seed(session)
         database.dispose()
-        yield CodexPlatform(Platform(home, processes, echo_url=""), seeded)
-    finally:
-        for process in processes.values():
-            process.stop()
+        yield CodexPlatform(platform, seeded)
 
 
 def test_companies_to_a_company_to_an_asset(browser: Any,

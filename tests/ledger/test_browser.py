@@ -24,7 +24,6 @@ have: an error, no total. Revenue 475.00.
 from __future__ import annotations
 
 import csv
-import json
 import os
 from collections.abc import Iterator
 from contextlib import closing
@@ -36,15 +35,13 @@ from typing import Any
 
 import httpx
 import pytest
-from click.testing import CliRunner
 
-from hivematrix.cli import main
 from hivematrix.codex.models import Ticket, TimeEntry
 from hivematrix.common.config import load_settings
 from hivematrix.common.db import Database
-from hivematrix.common.testing import ServiceProcess, free_port, watched_page
+from hivematrix.common.testing import watched_page
 from tests.codex import seeding
-from tests.nexus.conftest import Platform, create_users, sign_in
+from tests.nexus.conftest import Platform, running_platform, sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.processes]
 OUTPUT = Path(os.environ.get("HIVEMATRIX_TEST_OUTPUT",
@@ -135,31 +132,10 @@ def seed_tickets(home: Path) -> None:
 @pytest.fixture(scope="module")
 def ledger_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LedgerPlatform]:
     home = tmp_path_factory.mktemp("ledger-platform")
-    names = ("identity", "core", "codex", "ledger", "nexus")
-    ports = {name: free_port() for name in names}
-    services = {name: {"url": f"http://127.0.0.1:{port}", "port": port, "title": name.title(),
-                       "visible": name in ("codex", "ledger"), "admin_only": False,
-                       "billing_or_admin_only": False}
-                for name, port in ports.items()}
-    (home / "services.json").write_text(json.dumps(services))
-    result = CliRunner().invoke(main, ["init"], env={"HIVEMATRIX_HOME": str(home)})
-    assert result.exit_code == 0, result.output
-    identity_url = services["identity"]["url"]
-    envs = {
-        "identity": {"IDENTITY_REDIRECT_URIS": f"{services['nexus']['url']}/keycloak-callback"},
-        "core": {"OIDC_ISSUER_URL": f"{identity_url}/realms/hivematrix"},
-        "codex": {"CODEX_SCHEDULER": "false"},
-        # This test accepts bills itself; the scheduler has its own test.
-        "ledger": {"LEDGER_SCHEDULER": "false"},
-        "nexus": {"KEYCLOAK_BACKEND_URL": identity_url, "NEXUS_LOGIN_RATE_LIMIT": "600/minute"},
-    }
-    processes: dict[str, ServiceProcess] = {}
-    try:
-        for name in names:
-            processes[name] = ServiceProcess(name, home, port=ports[name],
-                                             env=envs[name]).start()
-        create_users(home)
-        platform = Platform(home, processes, echo_url="")
+    # This test accepts bills itself; the scheduler has its own test.
+    env = {"codex": {"CODEX_SCHEDULER": "false"}, "ledger": {"LEDGER_SCHEDULER": "false"}}
+    with running_platform(home, ("codex", "ledger"), env=env,
+                          visible=("codex", "ledger")) as platform:
         with closing(platform.login("alice")) as admin:
             seed_codex(admin)
             beta = ok(admin.get("/codex/api/companies/620548"))
@@ -169,9 +145,6 @@ def ledger_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ledger
             ok(billing.post("/ledger/api/overrides/620547/line-items", json={
                 "name": "Firewall lease", "kind": "recurring", "amount": "10.00"}), 201)
         yield LedgerPlatform(platform, str(beta["contract_end_date"]))
-    finally:
-        for process in processes.values():
-            process.stop()
 
 
 def cells(row: Any) -> list[str]:

@@ -6,7 +6,8 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -176,6 +177,50 @@ def start_platform(home: Path, echo_url: str, nexus_env: dict[str, str] | None =
         raise
     create_users(home)
     return Platform(home, processes, echo_url)
+
+
+#: Settings every platform of real processes needs beside its own (identity's redirect, Core's
+#: issuer, Nexus's identity provider); filled in by :func:`running_platform`.
+FRAMEWORK = ("identity", "core")
+
+
+@contextmanager
+def running_platform(home: Path, services: Sequence[str], *,
+                     env: Mapping[str, Mapping[str, str]] | None = None,
+                     visible: Sequence[str] = ()) -> Iterator[Platform]:
+    """Identity, Core, ``services`` and Nexus as real processes on free ports in ``home``
+    (initialised by ``hivematrix init``), with the test users; stopped on exit.
+
+    :param env: each service's own settings, beside the ones the platform needs.
+    :param visible: the services shown in Nexus's side navigation.
+    """
+    names = (*FRAMEWORK, *services, "nexus")
+    ports = {name: free_port() for name in names}
+    registry: dict[str, dict[str, Any]] = {
+        name: {"url": f"http://127.0.0.1:{port}", "port": port, "title": name.title(),
+               "visible": name in visible, "admin_only": False, "billing_or_admin_only": False}
+        for name, port in ports.items()}
+    (home / "services.json").write_text(json.dumps(registry))
+    result = CliRunner().invoke(main, ["init"], env={"HIVEMATRIX_HOME": str(home)})
+    assert result.exit_code == 0, result.output
+    identity_url = registry["identity"]["url"]
+    envs: dict[str, dict[str, str]] = {
+        "identity": {"IDENTITY_REDIRECT_URIS": f"{registry['nexus']['url']}/keycloak-callback"},
+        "core": {"OIDC_ISSUER_URL": f"{identity_url}/realms/hivematrix"},
+        "nexus": {"KEYCLOAK_BACKEND_URL": identity_url, "NEXUS_LOGIN_RATE_LIMIT": "600/minute"},
+    }
+    for name, values in (env or {}).items():
+        envs.setdefault(name, {}).update(values)
+    processes: dict[str, ServiceProcess] = {}
+    try:
+        for name in names:
+            processes[name] = ServiceProcess(name, home, port=ports[name],
+                                             env=envs.get(name, {})).start()
+        create_users(home)
+        yield Platform(home, processes, echo_url="")
+    finally:
+        for process in reversed(processes.values()):
+            process.stop()
 
 
 def create_users(home: Path) -> None:
