@@ -747,7 +747,8 @@ class KnowledgeTree:
             raise KnowledgeError("offset must not be negative", "offset")
         if not 1 <= limit <= SEARCH_LIMIT_MAX:
             raise KnowledgeError(f"limit must be between 1 and {SEARCH_LIMIT_MAX}", "limit")
-        self.get(start_id, "start")
+        if start_id != ROOT_ID:  # root is there from ensure_ready() on
+            self.get(start_id, "start")
         terms = search_terms(query)
         if not terms:
             return SearchPage(total=0, offset=offset, limit=limit, hits=[])
@@ -773,19 +774,29 @@ class KnowledgeTree:
                 self.rebuild_due()
             return None
         ids = [item_id for item_id, _ in found.hits]
+        # The page's items and the folders above each, walked up, in one query.
         rows = {row["id"]: row for row in self.store.query(
-            f"MATCH (node:ContextItem) WHERE node.id IN $ids RETURN {_columns('node')}",
-            {"ids": ids})} if ids else {}
+            "MATCH (node:ContextItem) WHERE node.id IN $ids "
+            "OPTIONAL MATCH path = (node)<-[:PARENT_OF*1..]-(up:ContextItem) "
+            "WITH node, collect([length(path), up.id, up.name]) AS ups "
+            f"RETURN {_columns('node')}, ups", {"ids": ids})} if ids else {}
         # An id the graph no longer has (deleted by a write whose index update is not
         # committed yet) is left out.
         page = [(rows[item_id], score) for item_id, score in found.hits if item_id in rows]
         total = found.total - (len(found.hits) - len(page))
-        return self._page(page, terms, total=total, offset=offset, limit=limit)
+        paths = {item_id: [Crumb(id=up, name=name) for _, up, name in
+                           sorted((level for level in row["ups"] if level[1] is not None),
+                                  key=lambda level: -int(level[0]))]
+                 for item_id, row in rows.items()}
+        return self._page(page, terms, total=total, offset=offset, limit=limit, paths=paths)
 
     def _page(self, page: list[tuple[Row, float]], terms: list[str], *, total: int,
-              offset: int, limit: int) -> SearchPage:
-        """Rows and scores made hits: parents and paths walked up, snippets cut."""
-        paths = self._paths([item["id"] for item, _ in page])
+              offset: int, limit: int,
+              paths: dict[str, list[Crumb]] | None = None) -> SearchPage:
+        """Rows and scores made hits: parents and paths walked up (unless given), snippets
+        cut."""
+        if paths is None:
+            paths = self._paths([item["id"] for item, _ in page])
         found = []
         for row, score in page:
             path = paths.get(row["id"], [])

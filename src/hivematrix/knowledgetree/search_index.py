@@ -27,7 +27,6 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
-import re
 import shutil
 import threading
 import uuid
@@ -217,11 +216,12 @@ class SearchIndex:
                                     NAME_BOOST),
                       Q.term_query(self.schema, "content", word, "freq")]
             if position == len(words) - 1 and len(word) >= 2:
-                pattern = re.escape(word) + ".*"
+                # A one-word phrase prefix is tantivy's prefix query over the term
+                # dictionary (a regex query would be compiled for every search).
                 either += [
-                    Q.const_score_query(Q.regex_query(self.schema, "name", pattern),
+                    Q.const_score_query(Q.phrase_prefix_query(self.schema, "name", [word]),
                                         PREFIX_NAME_SCORE),
-                    Q.const_score_query(Q.regex_query(self.schema, "content", pattern),
+                    Q.const_score_query(Q.phrase_prefix_query(self.schema, "content", [word]),
                                         PREFIX_BODY_SCORE)]
             clauses.append((must, Q.boolean_query([(should, query) for query in either])))
         if exact_key:
@@ -242,8 +242,9 @@ class SearchIndex:
         """
         if not words:
             return IndexPage(total=0, hits=[])
-        if self.state() != "ready":
-            raise SearchIndexError(f"the search index is {self.state()}")
+        state = self.state()
+        if state != "ready":
+            raise SearchIndexError(f"the search index is {state}")
         query = self.query(words, exact_key=exact_key, start_id=start_id)
         try:
             searcher = self._searcher()
