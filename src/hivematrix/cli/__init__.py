@@ -512,3 +512,7 @@ _register_codex(main)
 from hivematrix.cli.knowledgetree_commands import register as _register_knowledgetree  # noqa: E402
 
 _register_knowledgetree(main)
+
+from hivematrix.cli.brainhair_commands import register as _register_brainhair  # noqa: E402
+
+_register_brainhair(main)
