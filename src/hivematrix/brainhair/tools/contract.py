@@ -293,7 +293,8 @@ def _verb(change: Mapping[str, Any]) -> str:
 
 
 def apply(ctx: ToolContext, args: dict[str, Any]) -> Any:
-    """The planned changes in order; one failing does not stop the rest (each is reported)."""
+    """The planned changes in order; one failing does not stop the rest (each is reported).
+    When every one failed (Ledger refusing the user, say), that is the tool's error."""
     changes, left = _planned(ctx, args)
     account = segment(args["account_number"])
     results: list[dict[str, Any]] = []
@@ -326,6 +327,8 @@ def apply(ctx: ToolContext, args: dict[str, Any]) -> Any:
             results.append({"change": label, "shown": change["shown"], "ok": False,
                             "error": str(exc)})
     failed = [item for item in results if not item["ok"]]
+    if results and len(failed) == len(results):
+        raise ToolError(f"No change was made: {failed[0]['error']}")
     return {"account_number": args["account_number"], "dry_run": False,
             "applied": len(results) - len(failed), "failed": len(failed),
             "success": not failed, "results": results, "left_alone": left,
