@@ -179,3 +179,20 @@ def test_sessions_api(app: Flask, client: FlaskClient, tokens: TokenFactory,
     closed = client.post(f"/api/sessions/{mine.id}/close", headers=ann).get_json()
     assert closed["status"] == "closed"
     assert client.get("/api/sessions", headers=as_user("client")).status_code == 403
+
+
+def test_the_migration_matches_the_models(brainhair_db_url: str) -> None:
+    from hivematrix.brainhair.models import Base
+    from hivematrix.common.testing import assert_migrations_match_models
+
+    assert_migrations_match_models("hivematrix.brainhair", Base.metadata, brainhair_db_url)
+
+
+def test_the_api_is_documented(client: FlaskClient) -> None:
+    spec = client.get("/apispec.json").get_json()
+    paths = set(spec["paths"])
+    assert {"/api/chat", "/api/chat/poll/{response_id}", "/api/chat/stop/{response_id}",
+            "/api/sessions", "/api/sessions/{session_id}", "/api/sessions/{session_id}/title",
+            "/api/sessions/{session_id}/close", "/api/approvals", "/api/approvals/{approval_id}",
+            "/api/approvals/{approval_id}/decision"} <= paths
+    assert spec["paths"]["/api/chat"]["post"]["security"] == [{"BearerAuth": []}]

@@ -337,10 +337,10 @@ class TurnRun:
         try:
             events = self._events()
             for event in events:
-                self._handle(event)
-                if self.stop():
+                if self.stop():  # nothing the model says after a stop is shown
                     self.status = "stopped"
                     break
+                self._handle(event)
             if self.status == "done" and self.stop():
                 self.status = "stopped"
         except Exception:
