@@ -46,11 +46,13 @@ class Executor:
 
     def __init__(self, approve_after: float | None = None) -> None:
         self.calls: list[tuple[str, dict[str, Any]]] = []
+        self.threads: set[int] = set()
         self.approve = threading.Event()
         self.approve_after = approve_after
 
     def __call__(self, name: str, tool_input: dict[str, Any]) -> ToolResult:
         self.calls.append((name, tool_input))
+        self.threads.add(threading.get_ident())
         if name == "rename_company":
             if self.approve_after is not None:
                 threading.Timer(self.approve_after, self.approve.set).start()
@@ -111,6 +113,8 @@ def test_reply_streams_and_tool_result_reaches_the_model(tmp_path: Path) -> None
     assert events[end].tool_id == events[start].tool_id
     assert json.loads(events[end].output) == {"name": "Acme", "account": "620547"}
     assert executor.calls == [("get_company", {"name": "Acme"})]
+    # The executor runs in the thread that runs the turn (its database session lives there).
+    assert executor.threads == {threading.get_ident()}
 
 
 def test_argv_env_and_files_the_cli_is_given(tmp_path: Path) -> None:

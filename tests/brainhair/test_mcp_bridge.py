@@ -160,3 +160,32 @@ def test_bridge_with_wrong_token_reaches_nothing() -> None:
     assert result.is_error is True
     assert "refused" in result.content[0].text
     assert executor.calls == []
+
+
+def test_handoff_runs_calls_in_the_turns_thread_and_close_answers_the_rest() -> None:
+    import queue
+
+    handed: queue.Queue[Any] = queue.Queue()
+    executor = Executor()
+    with ToolSocket(_tools(), executor, handoff=handed.put) as tools_socket:
+        answers: list[dict[str, Any]] = []
+
+        def ask(name: str) -> None:
+            answers.append(request(tools_socket.path, tools_socket.token,
+                                   {"op": "call_tool", "name": name, "input": {"name": "A"}},
+                                   timeout=10))
+
+        first = threading.Thread(target=ask, args=("get_company",))
+        first.start()
+        call = handed.get(timeout=5)
+        assert tools_socket.calls_in_flight == 1 and executor.calls == []
+        call.run(executor)  # here, in the test's thread
+        first.join(5)
+        assert json.loads(answers[0]["content"])["account"] == "620547"
+        second = threading.Thread(target=ask, args=("get_company",))
+        second.start()
+        handed.get(timeout=5)  # handed over, never run: the turn ends first
+    second.join(5)
+    assert not second.is_alive()
+    assert answers[1]["is_error"] is True and "ended" in answers[1]["content"]
+    assert len(executor.calls) == 1

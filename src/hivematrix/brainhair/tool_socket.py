@@ -24,7 +24,7 @@ import struct
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -56,6 +56,38 @@ def _peer_uid(connection: socket.socket) -> int | None:
     raw = connection.getsockopt(socket.SOL_SOCKET, option, struct.calcsize("3i"))
     _pid, uid, _gid = struct.unpack("3i", raw)
     return int(uid)
+
+
+def run_tool(execute: ToolExecutor, name: str, tool_input: dict[str, Any]) -> ToolResult:
+    """The executor's result; an exception becomes an error result without its details."""
+    try:
+        return execute(name, tool_input)
+    except Exception as exc:  # the model hears that the tool failed, not why
+        return ToolResult(content=f"The tool {name} failed ({type(exc).__name__}).",
+                          is_error=True)
+
+
+class PendingCall:
+    """A tool call handed to another thread (the one running the turn) to execute."""
+
+    def __init__(self, name: str, tool_input: dict[str, Any]) -> None:
+        self.name = name
+        self.input = tool_input
+        self._done = threading.Event()
+        self._result: ToolResult | None = None
+
+    def run(self, execute: ToolExecutor) -> None:
+        self.resolve(run_tool(execute, self.name, self.input))
+
+    def resolve(self, result: ToolResult) -> None:
+        if not self._done.is_set():
+            self._result = result
+            self._done.set()
+
+    def wait(self) -> ToolResult:
+        self._done.wait()
+        assert self._result is not None
+        return self._result
 
 
 class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
@@ -97,10 +129,19 @@ class ToolSocket:
     Use as a context manager; :attr:`path` and :attr:`token` go to the bridge.
     :attr:`calls_in_flight` and :attr:`last_activity` let the backend tell a silent process
     from one waiting for a tool (an approval may take minutes).
+
+    Without ``handoff`` a call runs the executor in the socket's own handler thread. With it,
+    each call is handed over as a :class:`PendingCall` (to a queue, say) for the thread that
+    runs the turn to execute, so the executor always runs where the turn runs (its database
+    session and app context); calls still open at :meth:`close` are answered as errors.
     """
 
     def __init__(self, tools: Sequence[Tool], execute: ToolExecutor,
-                 directory: Path | None = None) -> None:
+                 directory: Path | None = None,
+                 handoff: Callable[[PendingCall], None] | None = None) -> None:
+        self._handoff = handoff
+        self._pending: list[PendingCall] = []
+        self._closed = False
         self._tools = {tool.name: tool for tool in tools}
         self._listing = describe_tools(tools)
         self._execute = execute
@@ -133,6 +174,11 @@ class ToolSocket:
         return self
 
     def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            pending, self._pending = self._pending, []
+        for call in pending:
+            call.resolve(ToolResult("The chat turn ended before this tool ran.", is_error=True))
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -179,10 +225,22 @@ class ToolSocket:
             self._in_flight += 1
             self.last_activity = time.monotonic()
         try:
-            result = self._execute(name, tool_input)
-        except Exception as exc:  # the model hears that the tool failed, not why
-            result = ToolResult(content=f"The tool {name} failed ({type(exc).__name__}).",
-                                is_error=True)
+            if self._handoff is None:
+                result = run_tool(self._execute, name, tool_input)
+            else:
+                call = PendingCall(name, tool_input)
+                with self._lock:
+                    closed = self._closed
+                    if not closed:
+                        self._pending.append(call)
+                if closed:
+                    call.resolve(ToolResult("The chat turn has ended.", is_error=True))
+                else:
+                    self._handoff(call)
+                result = call.wait()
+                with self._lock:
+                    if call in self._pending:
+                        self._pending.remove(call)
         finally:
             with self._lock:
                 self._in_flight -= 1

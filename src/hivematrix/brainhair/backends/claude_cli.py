@@ -208,13 +208,19 @@ class StreamParser:
         return events
 
 
-def _pump(stream: IO[bytes], into: queue.Queue[str | None]) -> None:
-    """Read a pipe to EOF, line by line; ``None`` marks the end."""
+def _pump(stream: IO[bytes], into: queue.Queue[tuple[str, Any]]) -> None:
+    """Read stdout to EOF, line by line, then say ``eof``."""
     try:
         for raw in iter(stream.readline, b""):
-            into.put(raw.decode("utf-8", errors="replace"))
+            into.put(("line", raw.decode("utf-8", errors="replace")))
     finally:
-        into.put(None)
+        into.put(("eof", None))
+
+
+def _collect(stream: IO[bytes], tail: deque[str]) -> None:
+    """Keep the last lines of stderr (for the error message of a failed exit)."""
+    for raw in iter(stream.readline, b""):
+        tail.append(raw.decode("utf-8", errors="replace").rstrip())
 
 
 def _write_stdin(stream: IO[bytes], payload: bytes) -> None:
@@ -316,46 +322,56 @@ class ClaudeCliBackend:
             return
         turn_dir = Path(tempfile.mkdtemp(prefix="brainhair-turn-"))
         os.chmod(turn_dir, 0o700)
-        tool_socket = ToolSocket(tools, execute, directory=turn_dir)
+        # Stdout lines and tool calls arrive here; tools run in this (the turn's) thread.
+        inbox: queue.Queue[tuple[str, Any]] = queue.Queue()
+        tool_socket = ToolSocket(tools, execute, directory=turn_dir,
+                                 handoff=lambda call: inbox.put(("call", call)))
         process: subprocess.Popen[bytes] | None = None
         try:
-            home = turn_dir / "home"
-            work = turn_dir / "work"
-            home.mkdir(mode=0o700)
-            work.mkdir(mode=0o700)
-            prompt_file = _private_file(turn_dir / "system-prompt.md", system_prompt)
-            tool_socket.start()
-            config = {"mcpServers": {SERVER_NAME: {
-                "type": "stdio", "command": sys.executable,
-                "args": ["-m", "hivematrix.brainhair.mcp_bridge", "--socket",
-                         str(tool_socket.path)],
-                "env": {TOKEN_ENV: tool_socket.token},
-            }}}
-            mcp_file = _private_file(turn_dir / "mcp.json", json.dumps(config))
             try:
+                argv, env = self._prepare(executable, turn_dir, system_prompt, tool_socket)
                 process = subprocess.Popen(  # noqa: S603 - argv is flags and our own paths
-                    self.argv(executable, prompt_file, mcp_file), stdin=subprocess.PIPE,
-                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=work,
-                    env=self.environment(home), start_new_session=True)
+                    argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE, cwd=turn_dir / "work", env=env,
+                    start_new_session=True)
             except OSError as exc:
                 yield Event(kind="error", text=f"Claude Code could not be started: {exc}")
                 return
-            yield from self._follow(process, stdin_message(history, message), tool_socket,
-                                    should_stop)
+            yield from self._follow(process, stdin_message(history, message), inbox,
+                                    tool_socket, execute, should_stop)
         finally:
             if process is not None:
                 _stop(process)
             tool_socket.close()
             shutil.rmtree(turn_dir, ignore_errors=True)
 
+    def _prepare(self, executable: str, turn_dir: Path, system_prompt: str,
+                 tool_socket: ToolSocket) -> tuple[list[str], dict[str, str]]:
+        """The turn's private files (home, work directory, prompt, mcp-config), argv, env."""
+        home = turn_dir / "home"
+        home.mkdir(mode=0o700)
+        (turn_dir / "work").mkdir(mode=0o700)
+        prompt_file = _private_file(turn_dir / "system-prompt.md", system_prompt)
+        tool_socket.start()
+        config = {"mcpServers": {SERVER_NAME: {
+            "type": "stdio", "command": sys.executable,
+            "args": ["-m", "hivematrix.brainhair.mcp_bridge", "--socket",
+                     str(tool_socket.path)],
+            "env": {TOKEN_ENV: tool_socket.token},
+        }}}
+        mcp_file = _private_file(turn_dir / "mcp.json", json.dumps(config))
+        return self.argv(executable, prompt_file, mcp_file), self.environment(home)
+
     def _follow(self, process: subprocess.Popen[bytes], payload: bytes,
-                tool_socket: ToolSocket, should_stop: StopRequested) -> Iterator[Event]:
+                inbox: queue.Queue[tuple[str, Any]], tool_socket: ToolSocket,
+                execute: ToolExecutor, should_stop: StopRequested) -> Iterator[Event]:
         assert process.stdin and process.stdout and process.stderr
-        lines: queue.Queue[str | None] = queue.Queue()
-        errors: queue.Queue[str | None] = queue.Queue()
         threading.Thread(target=_write_stdin, args=(process.stdin, payload), daemon=True).start()
-        threading.Thread(target=_pump, args=(process.stdout, lines), daemon=True).start()
-        threading.Thread(target=_pump, args=(process.stderr, errors), daemon=True).start()
+        threading.Thread(target=_pump, args=(process.stdout, inbox), daemon=True).start()
+        stderr_tail: deque[str] = deque(maxlen=_STDERR_LINES)
+        stderr_reader = threading.Thread(target=_collect, args=(process.stderr, stderr_tail),
+                                         daemon=True)
+        stderr_reader.start()
         parser = StreamParser()
         failed = False
         last_output = time.monotonic()
@@ -364,7 +380,7 @@ class ClaudeCliBackend:
                 _stop(process)
                 return
             try:
-                line = lines.get(timeout=TICK_SECONDS)
+                kind, item = inbox.get(timeout=TICK_SECONDS)
             except queue.Empty:
                 quiet = time.monotonic() - max(last_output, tool_socket.last_activity)
                 if tool_socket.calls_in_flight == 0 and quiet > self.idle_seconds:
@@ -374,24 +390,19 @@ class ClaudeCliBackend:
                         "stopped."))
                     return
                 continue
-            if line is None:
+            if kind == "call":
+                item.run(execute)  # may block while a write waits for the human's decision
+                continue
+            if kind == "eof":
                 break
             last_output = time.monotonic()
-            for event in parser.feed(line):
+            for event in parser.feed(item):
                 failed = failed or event.kind == "error"
                 yield event
         code = _wait(process)
+        stderr_reader.join(2)
         if code != 0 and not failed:
-            tail: deque[str] = deque(maxlen=_STDERR_LINES)
-            while True:
-                try:
-                    item = errors.get(timeout=1)
-                except queue.Empty:
-                    break
-                if item is None:
-                    break
-                tail.append(item.rstrip())
-            detail = " ".join(line for line in tail if line)[-_STATUS_CHARS:]
+            detail = " ".join(line for line in stderr_tail if line)[-_STATUS_CHARS:]
             yield Event(kind="error", text=f"Claude Code exited with code {code}"
                         + (f": {detail}" if detail else "."))
         elif code == 0 and parser.result is None and not failed:
