@@ -313,3 +313,37 @@ def test_the_level_follows_the_companys_compliance_level(
 def test_steps_are_plain_data() -> None:
     """The scripted model's steps compare by value (used to build scripts above)."""
     assert call("set_rate", **RATE) == Step("tool", tool="set_rate", input=RATE)
+
+
+def test_a_silent_model_is_ended_but_waiting_for_an_approval_is_not_silence(
+        make_app: Callable[..., Flask], as_user: Headers, recorder: Recorder) -> None:
+    backend = ScriptedBackend([[say("Thinking. "), wait_for_stop(15), say("late")],
+                               [call("set_rate", **RATE), say("Done.")]])
+    app = make_app(backend, BRAINHAIR_TURN_IDLE_SECONDS=0.4)
+    client, ann = app.test_client(), as_user("billing", preferred_username="ann")
+    silent = start(client, ann)
+    chunks, last = poll_until_done(client, ann, silent["response_id"])
+    assert last["status"] == "error" and "no output" in last["error"]
+    assert chunks[-2]["type"] == "error" and "late" not in text_of(chunks)
+
+    waiting = start(client, ann, session_id=silent["session_id"])
+    asked = wait_for_chunk(client, ann, waiting["response_id"], "approval")
+    time.sleep(0.8)  # twice the idle limit, spent waiting for the human
+    assert client.post(f"/api/approvals/{asked['id']}/decision", json={"approved": True},
+                       headers=ann).status_code == 200
+    chunks, last = poll_until_done(client, ann, waiting["response_id"])
+    assert last["status"] == "done" and text_of(chunks) == "Done."
+    assert recorder.writes == [RATE]
+
+
+def test_the_idle_job_runs_in_a_thread_outside_tests(make_app: Callable[..., Flask]) -> None:
+    tested = make_app()
+    assert "brainhair.idle_closer" not in tested.extensions
+    live = make_app(TESTING=False, BRAINHAIR_SCHEDULER=True)
+    closer = live.extensions["brainhair.idle_closer"]
+    try:
+        assert closer.thread.is_alive()
+    finally:
+        closer.stop()
+        closer.thread.join(5)
+    assert not closer.thread.is_alive()

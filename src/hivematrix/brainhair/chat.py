@@ -18,7 +18,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
@@ -26,7 +26,7 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from hivematrix.brainhair import approvals, buffer, prompt, sessions
-from hivematrix.brainhair.backends.base import Backend, Event, HistoryMessage
+from hivematrix.brainhair.backends.base import Backend, Event, HistoryMessage, ToolResult
 from hivematrix.brainhair.errors import BrainhairError
 from hivematrix.brainhair.models import ChatMessage, ChatSession
 from hivematrix.brainhair.tools.base import BearerServices, Registry, ToolContext, UserServices
@@ -177,16 +177,22 @@ class StopFlag:
     the response, set by whichever worker got ``/api/chat/stop``; read at most every
     ``every`` seconds."""
 
-    def __init__(self, database: Database, response_id: str, every: float = 0.25) -> None:
+    def __init__(self, database: Database, response_id: str, every: float = 0.25,
+                 idle: Callable[[], bool] | None = None) -> None:
         self.database = database
         self.response_id = response_id
         self.every = every
+        self.idle = idle
+        #: True when the turn was ended for saying nothing too long, not by the user.
+        self.timed_out = False
         self._checked = float("-inf")
         self._stopped = False
         self._lock = threading.Lock()
 
     def __call__(self) -> bool:
         with self._lock:
+            if not self._stopped and self.idle is not None and self.idle():
+                self._stopped = self.timed_out = True
             if self._stopped or time.monotonic() - self._checked < self.every:
                 return self._stopped
             self._checked = time.monotonic()
@@ -212,7 +218,9 @@ class Turn:
     services: UserServices
     approval_seconds: float = 120.0
     approval_poll: float = 0.2
-    calls: list[dict[str, Any]] = field(default_factory=list)
+    #: A turn with no event for this long (not counting tools running or waiting for an
+    #: approval) is ended as failed.
+    idle_seconds: float = 120.0
 
 
 def backend_for(app: Any) -> Backend:
@@ -237,7 +245,7 @@ def registry_for(app: Any, database: Database) -> Registry:
             log.exception("the tool registry cannot be loaded; only the chat title tool is on")
             base = Registry()
         else:
-            base = default_registry()
+            base = default_registry(database)
         app.extensions["brainhair.registry"] = base
     if base.get("set_chat_title") is not None:
         return base
@@ -296,7 +304,8 @@ def start_turn(app: Any, db: Session, user: Mapping[str, Any], token: str,
                                            title=session.title),
         registry=registry_for(app, database), backend=backend_for(app), services=services,
         approval_seconds=float(app.config["BRAINHAIR_APPROVAL_SECONDS"]),
-        approval_poll=float(app.config.get("BRAINHAIR_APPROVAL_POLL_SECONDS", 0.2)))
+        approval_poll=float(app.config.get("BRAINHAIR_APPROVAL_POLL_SECONDS", 0.2)),
+        idle_seconds=float(app.config["BRAINHAIR_TURN_IDLE_SECONDS"]))
     result = {"response_id": response.id, "session_id": session.id}
     db.commit()
     worker = threading.Thread(target=run_turn, args=(database, turn),
@@ -320,7 +329,10 @@ class TurnRun:
         self.database = database
         self.turn = turn
         self.writer = ChunkWriter(database, turn.response_id)
-        self.stop = StopFlag(database, turn.response_id)
+        self._activity_lock = threading.Lock()
+        self._last_activity = time.monotonic()
+        self._tools_running = 0
+        self.stop = StopFlag(database, turn.response_id, idle=self._idle)
         context = ToolContext(user=turn.user, services=turn.services,
                               session_id=turn.session_id, response_id=turn.response_id)
         self.tools = turn.registry.for_level(context.level)
@@ -340,9 +352,14 @@ class TurnRun:
                 if self.stop():  # nothing the model says after a stop is shown
                     self.status = "stopped"
                     break
+                self._active()
                 self._handle(event)
             if self.status == "done" and self.stop():
                 self.status = "stopped"
+            if self.status == "stopped" and self.stop.timed_out:
+                self.status = "error"
+                self.error = (f"The model gave no output for {self.turn.idle_seconds:g} "
+                              "seconds; the reply was ended.")
         except Exception:
             log.exception("turn %s failed", self.turn.response_id)
             self.status = "error"
@@ -368,6 +385,26 @@ class TurnRun:
             except Exception:
                 log.exception("turn %s could not even be marked failed", self.turn.response_id)
 
+    def _idle(self) -> bool:
+        with self._activity_lock:
+            return (self._tools_running == 0
+                    and time.monotonic() - self._last_activity > self.turn.idle_seconds)
+
+    def _active(self) -> None:
+        with self._activity_lock:
+            self._last_activity = time.monotonic()
+
+    def _execute(self, name: str, tool_input: dict[str, Any]) -> ToolResult:
+        """The executor, with the idle clock paused while a tool runs or waits for approval."""
+        with self._activity_lock:
+            self._tools_running += 1
+        try:
+            return self.executor(name, tool_input)
+        finally:
+            with self._activity_lock:
+                self._tools_running -= 1
+                self._last_activity = time.monotonic()
+
     def _events(self) -> Iterator[Event]:
         turn = self.turn
         reason = turn.backend.available()
@@ -375,7 +412,7 @@ class TurnRun:
             return iter([Event(kind="text", text=reason)])
         return iter(turn.backend.run_turn(
             system_prompt=turn.system_prompt, history=turn.history, message=turn.message,
-            tools=self.tools, execute=self.executor, should_stop=self.stop))
+            tools=self.tools, execute=self._execute, should_stop=self.stop))
 
     def _emit_text(self, piece: str) -> None:
         if piece:
