@@ -4,6 +4,7 @@ fallback to the graph, the rebuild, and a client user's confinement through the 
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -14,9 +15,11 @@ from typing import Any
 
 import pytest
 import tantivy
+from click.testing import CliRunner
 from flask import Flask
 from flask.testing import FlaskClient
 
+from hivematrix.common.testing import HTML, submit_form
 from hivematrix.knowledgetree import admin, create_app
 from hivematrix.knowledgetree.graph import FalkorDBStore, GraphStore
 from hivematrix.knowledgetree.items import EXACT_TITLE_BONUS, ROOT_ID, KnowledgeTree
@@ -401,3 +404,68 @@ def test_two_apps_sharing_the_folder_see_each_others_writes(two_apps: tuple[Flas
     assert ok(reader.get("/api/search?query=fulm", headers=staff))["total"] == 1
     ok(writer.delete(f"/api/items/{made['id']}", headers=staff))
     assert ok(reader.get("/api/search?query=fulmar", headers=staff))["total"] == 0
+
+
+def test_the_admin_page_shows_the_index_and_rebuilds_it(kt_app: Flask, client: FlaskClient,
+                                                        kt: KnowledgeTree,
+                                                        as_user: Any) -> None:
+    company_tree(kt)
+    ready_app(kt_app)
+    holder: TreeHolder = kt_app.extensions["knowledgetree"]
+    admin_user, technician = as_user("admin"), as_user("technician")
+    shown = client.get("/admin", headers={**admin_user, **HTML}).get_data(as_text=True)
+    assert 'data-search-state="ready"' in shown and "10 items indexed" in shown
+    assert holder.search_index is not None
+    holder.search_index.mark_stale("a test")
+    shown = client.get("/admin", headers={**admin_user, **HTML}).get_data(as_text=True)
+    assert 'data-search-state="stale"' in shown
+    refused = submit_form(client, technician, "/admin/search-index", {}, "/")
+    assert refused.status_code == 403
+    started = submit_form(client, admin_user, "/admin/search-index", {}, "/admin")
+    assert started.status_code == 303 and started.headers["Location"].endswith("reindex=1")
+    holder.wait_for_rebuild(60)
+    shown = client.get("/admin?reindex=1", headers={**admin_user, **HTML}).get_data(True)
+    card = shown[shown.index('data-testid="search-index"'):shown.index('data-testid="export"')]
+    assert 'data-search-state="ready"' in card and "Last rebuild: 10 items" in card, card
+    assert "The rebuild was started." in card
+    without = client.post("/admin/search-index", headers={**admin_user, **HTML},
+                          data={"go": "1"})
+    assert without.status_code == 400 and "CSRF" in without.get_data(as_text=True)
+
+
+def test_the_reindex_command(falkordb_server: FalkorDBServer, hm_home: Path,
+                             monkeypatch: pytest.MonkeyPatch) -> None:
+    from hivematrix.cli import main
+
+    graph = f"kt-cli-{uuid.uuid4().hex}"
+    monkeypatch.setenv("KNOWLEDGETREE_KT_GRAPH_URL",
+                       f"falkordb://127.0.0.1:{falkordb_server.port}/{graph}")
+    store = FalkorDBStore(port=falkordb_server.port, graph=graph)
+    try:
+        tree = KnowledgeTree(store, hm_home / "files")  # written with no index at all
+        tree.ensure_ready()
+        shelf = tree.create(ROOT_ID, "Shelf", "folder", by=BY)
+        note = tree.create(shelf.id, "Sandpiper", "article", by=BY, content="shore")
+        index = SearchIndex(hm_home / "knowledgetree" / "search")
+        assert index.state() == "missing"
+        done = CliRunner().invoke(main, ["knowledgetree", "reindex"])
+        assert done.exit_code == 0, done.output
+        assert "Search index rebuilt: 3 items" in " ".join(done.output.split())
+        assert index.state() == "ready"
+        found = index.search(index.words("shore"), start_id=shelf.id)
+        assert found.total == 1 and found.hits[0][0] == note.id
+        # As a process too, after a change the index did not see.
+        store.write("MATCH (n:ContextItem {id: $id}) SET n.content = 'dune'", {"id": note.id})
+        executable = shutil.which("hivematrix", path=str(Path(sys.executable).parent))
+        assert executable is not None
+        finished = subprocess.run([executable, "knowledgetree", "reindex"], capture_output=True,
+                                  text=True, timeout=120, check=False)
+        assert finished.returncode == 0, finished.stderr
+        assert index.search(index.words("dune")).total == 1
+        assert index.search(index.words("shore")).total == 0
+        monkeypatch.setenv("KNOWLEDGETREE_KT_SEARCH_INDEX", "false")
+        off = CliRunner().invoke(main, ["knowledgetree", "reindex"])
+        assert off.exit_code == 1 and "turned off" in off.output
+    finally:
+        store.drop_all()
+        store.close()

@@ -29,11 +29,12 @@ from hivematrix.codex.models import Conversation, Ticket
 from hivematrix.common.service_client import ServiceClient
 from hivematrix.common.testing import FakeCore
 from hivematrix.knowledgetree import scheduler, sync
-from hivematrix.knowledgetree.graph import FalkorDBStore
+from hivematrix.knowledgetree.graph import FalkorDBStore, GraphStore
 from hivematrix.knowledgetree.items import ROOT_ID, Item, KnowledgeTree
 from hivematrix.knowledgetree.settings import parse_graph_url
 from tests.codex import seeding
-from tests.knowledgetree.conftest import FalkorDBServer
+from tests.knowledgetree.conftest import FalkorDBServer, indexed
+from tests.knowledgetree.test_search_index import agrees
 from tests.ledger.conftest import Codex, codex  # noqa: F401 - the shared real-Codex fixture
 
 SECRET = "knowledgetree-test-secret"
@@ -275,6 +276,38 @@ def test_a_removed_company_is_archived_and_comes_back(tree: KnowledgeTree,
     assert back.errors == 0 and back.created == 0
     assert path(tree, "Companies", "Gamma Shop").id == gamma.id
     assert tree.children(path(tree, "Archived").id) == []
+
+
+def test_the_sync_keeps_the_search_index_right(store: GraphStore, tmp_path: Path,
+                                              reader: sync.HttpCodexReader,
+                                              api: FlaskClient,
+                                              admin: dict[str, str]) -> None:
+    """What the sync writes (one index commit per company), archives and brings back is
+    found by the index exactly as by the graph's own search, in every company's folder."""
+    tree = indexed(store, tmp_path)
+    queries = ["acme", "server", "slow", "dana", "gamma", "620547", "ser", "handover"]
+
+    def check() -> None:
+        scopes = [ROOT_ID, *(row["id"] for row in tree.store.query(
+            "MATCH (folder:ContextItem) WHERE folder.type = 'folder' RETURN folder.id AS id"))]
+        agrees(tree, queries, scopes)
+
+    sync.run(tree, reader)
+    assert tree.search("slow").total >= 1
+    check()
+    gamma = path(tree, "Companies", "Gamma Shop")
+    tree.create(gamma.id, "Handover", "article", by="alice", content="keys returned")
+    seeding.ok(api.post("/api/companies/620549/archive", headers=admin))
+    sync.run(tree, reader)
+    archived = path(tree, "Archived")
+    assert [hit.item.name for hit in tree.search("handover", start_id=archived.id).hits] == [
+        "Handover"]
+    check()
+    seeding.ok(api.post("/api/companies/620549/unarchive", headers=admin))
+    sync.run(tree, reader)
+    assert tree.search("handover", start_id=archived.id).total == 0
+    assert tree.search("handover", start_id=path(tree, "Companies").id).total == 1
+    check()
 
 
 def test_companies_only_and_tickets_only(tree: KnowledgeTree,

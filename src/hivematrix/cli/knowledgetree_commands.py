@@ -1,15 +1,23 @@
-"""``hivematrix knowledgetree sync``: write what Codex knows into KnowledgeTree from a shell.
+"""``hivematrix knowledgetree sync``: write what Codex knows into KnowledgeTree from a shell;
+``hivematrix knowledgetree reindex``: rebuild the search index from the graph.
 
-It opens the graph from KnowledgeTree's settings (as the service does) and calls Codex as the
-``knowledgetree`` service. It holds the same lease as the scheduled job, so a shell run and a
-scheduled one never write at the same time.
+Both open the graph from KnowledgeTree's settings (as the service does). The sync calls Codex
+as the ``knowledgetree`` service and holds the same lease as the scheduled job, so a shell run
+and a scheduled one never write at the same time. The rebuild holds the index's writer lock,
+so the service's writes wait for it and then apply on top.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
 import click
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+if TYPE_CHECKING:
+    from hivematrix.knowledgetree.search_index import IndexDoc
 
 console = Console(stderr=True)
 
@@ -73,3 +81,52 @@ def register(main: click.Group) -> None:
             console.print(f"  {message}", style="red", markup=False, highlight=False)
         if result.errors:
             raise SystemExit(2)
+
+    @knowledgetree_group.command("reindex")
+    def reindex_command() -> None:
+        """Rebuild the search index (KT_SEARCH_DIR) from the graph, in one commit."""
+        reindex()
+
+
+def reindex() -> None:
+    """Read every item from the graph and replace the search index's documents with them."""
+    import time
+
+    from hivematrix.common.config import SettingsError, load_settings
+    from hivematrix.knowledgetree import scheduler
+    from hivematrix.knowledgetree.graph import GraphError
+    from hivematrix.knowledgetree.settings import DEFAULTS, TreeHolder
+
+    try:
+        settings = load_settings("knowledgetree",
+                                 defaults={**DEFAULTS, **scheduler.DEFAULTS})
+        holder = TreeHolder(settings, rebuild_on_start=False)
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from exc
+    index = holder.search_index
+    if index is None:
+        raise click.ClickException("the search index is turned off (KT_SEARCH_INDEX)")
+    try:
+        tree = holder.tree()
+        total = sum(tree.counts()[kind] for kind in ("folders", "articles")) + 1
+        started = time.monotonic()
+        with Progress(TextColumn("[bold]{task.description}"), BarColumn(),
+                      TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
+                      console=console, transient=True) as progress:
+            task = progress.add_task("Reading the graph", total=total)
+
+            def documents() -> Iterator[IndexDoc]:
+                for number, doc in enumerate(tree.search_documents(), 1):
+                    if number % 1000 == 0:
+                        progress.update(task, completed=number)
+                    yield doc
+                progress.update(task, completed=total, description="Committing")
+
+            added = index.rebuild(documents)
+    except (GraphError, OSError, ValueError) as exc:
+        raise click.ClickException(f"the search index could not be rebuilt: {exc}") from exc
+    finally:
+        holder.close()
+    console.print(f"[green]Search index rebuilt:[/] {added} items in "
+                  f"{time.monotonic() - started:.1f} s ({index.directory})",
+                  highlight=False)

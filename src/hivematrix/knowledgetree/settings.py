@@ -205,7 +205,8 @@ class TreeHolder:
     a rebuild in a background thread, while searches use the graph; so does a search that
     finds the index unusable later (at most every ``REBUILD_PAUSE`` seconds per process)."""
 
-    def __init__(self, config: Mapping[str, Any]) -> None:
+    def __init__(self, config: Mapping[str, Any], *, rebuild_on_start: bool = True) -> None:
+        self.rebuild_on_start = rebuild_on_start
         self.target = graph_target(config)
         self.files_dir = files_dir(config)
         self.timeout = float(config["KT_GRAPH_TIMEOUT"])
@@ -243,32 +244,37 @@ class TreeHolder:
                 tree.rebuild_due = self.rebuild_in_background
                 self._tree = tree
             ready = self._tree
-        if self.search_index is not None and self.search_index.state() != "ready":
+        if (self.rebuild_on_start and self.search_index is not None
+                and self.search_index.state() != "ready"):
             self.rebuild_in_background()
         return ready
 
-    def rebuild_in_background(self) -> bool:
+    def rebuild_in_background(self, *, force: bool = False) -> bool:
         """Start rebuilding the search index from the graph in a thread, unless one runs or
-        one started less than ``REBUILD_PAUSE`` seconds ago; True when one was started. Other
-        processes doing the same wait for the index's writer lock, then find it ready."""
-        if self.search_index is None or self._tree is None:
+        (without ``force``) one started less than ``REBUILD_PAUSE`` seconds ago; True when one
+        was started. Without ``force`` it does nothing once the lock is held and the index is
+        ready: other processes doing the same wait for the writer lock, then find it ready."""
+        if self.search_index is None:
+            return False
+        tree = self.tree() if force else self._tree
+        if tree is None:
             return False
         with self._lock:
             running = self._rebuilding is not None and self._rebuilding.is_alive()
-            if running or time.monotonic() - self._last_rebuild < REBUILD_PAUSE:
+            if running or (not force
+                           and time.monotonic() - self._last_rebuild < REBUILD_PAUSE):
                 return False
             self._last_rebuild = time.monotonic()
-            tree = self._tree
-            thread = threading.Thread(target=self._rebuild, args=(tree,),
+            thread = threading.Thread(target=self._rebuild, args=(tree, not force),
                                       name="knowledgetree-search-rebuild", daemon=True)
             self._rebuilding = thread
         thread.start()
         return True
 
-    def _rebuild(self, tree: KnowledgeTree) -> None:
+    def _rebuild(self, tree: KnowledgeTree, only_if_needed: bool) -> None:
         started = time.monotonic()
         try:
-            added = tree.rebuild_search_index(only_if_needed=True)
+            added = tree.rebuild_search_index(only_if_needed=only_if_needed)
         except Exception as exc:  # a background thread: log it, searches keep the graph
             log.error("rebuilding the search index failed: %s", exc)
             self.last_rebuild = {"error": f"{type(exc).__name__}: {exc}"}
@@ -284,12 +290,12 @@ class TreeHolder:
         if thread is not None:
             thread.join(timeout)
 
-    def search_health(self) -> Check:
-        """The search index: ready is healthy; anything else degrades the service (searches
-        still answer, from the graph, more slowly) while a rebuild is due or running."""
+    def search_status(self) -> dict[str, Any]:
+        """``search_index`` (``disabled``, ``missing``, ``empty``, ``stale``, ``ready``),
+        ``rebuilding``, ``documents`` when ready, ``last_rebuild`` by this process."""
         index = self.search_index
         if index is None:
-            return Check("healthy", {"search_index": "disabled"})
+            return {"search_index": "disabled"}
         state = index.state()
         details: dict[str, Any] = {"search_index": state,
                                    "rebuilding": bool(self._rebuilding is not None
@@ -298,7 +304,14 @@ class TreeHolder:
             details["documents"] = index.count()
         if self.last_rebuild is not None:
             details["last_rebuild"] = self.last_rebuild
-        return Check("healthy" if state == "ready" else "degraded", details)
+        return details
+
+    def search_health(self) -> Check:
+        """The search index: ready (or turned off) is healthy; anything else degrades the
+        service (searches still answer, from the graph, more slowly) until it is rebuilt."""
+        details = self.search_status()
+        healthy = details["search_index"] in ("ready", "disabled")
+        return Check("healthy" if healthy else "degraded", details)
 
     def health(self) -> Check:
         try:

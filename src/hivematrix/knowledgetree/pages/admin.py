@@ -31,15 +31,17 @@ def larger_body_for_imports() -> None:
 
 def _page(tree: KnowledgeTree, status: int = 200, **extra: Any) -> Any:
     values = {"report": None, "errors": {}, "wiped": None, "imported": None, **extra}
+    holder = current_app.extensions["knowledgetree"]
     return render("knowledgetree/admin.html", status, counts=tree.counts(),
-                  sync=scheduler.status(tree.store), **values)
+                  sync=scheduler.status(tree.store), search=holder.search_status(), **values)
 
 
 @bp.get("/admin")
 @admin_required
 @refusals
 def admin_page() -> Any:
-    return _page(knowledge(), started=request.args.get("started") == "1")
+    return _page(knowledge(), started=request.args.get("started") == "1",
+                 reindexing=request.args.get("reindex") == "1")
 
 
 @bp.post("/admin/sync")
@@ -122,6 +124,24 @@ def cancel_import() -> Any:
     if token:
         pending_imports().drop(token)
     return redirect(url_for(".admin_page"), 303)
+
+
+@bp.post("/admin/search-index")
+@admin_required
+@refusals
+def rebuild_search_index() -> Any:
+    """Rebuild the search index from the graph in the background (searches use the graph
+    meanwhile only if the index was not ready; otherwise the old index answers until the
+    new one is committed)."""
+    tree = knowledge()
+    holder = current_app.extensions["knowledgetree"]
+    if holder.search_index is None:
+        return _page(tree, 409, errors={"search": ["The search index is turned off "
+                                                   "(KT_SEARCH_INDEX)."]})
+    if not holder.rebuild_in_background(force=True):
+        return _page(tree, 409, errors={"search": ["A rebuild is running; wait for it to "
+                                                   "finish."]})
+    return redirect(url_for(".admin_page", reindex="1"), 303)
 
 
 @bp.post("/admin/wipe")
