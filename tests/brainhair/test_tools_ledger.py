@@ -49,8 +49,8 @@ def test_an_override_change_is_proposed_then_applied_then_cleared(platform: Plat
     ctx = platform.context("billing")
     change = {"account_number": ACME, "set": {"per_user": 30, "support_level": "Unlimited"}}
     proposal = propose(tool("ledger_set_override"), ctx, change)
-    assert proposal.details["per_user"] == "— → 30"
-    assert proposal.details["support_level"] == "— → Unlimited"
+    assert proposal.details["per_user"] == "25.00 (plan) → 30"
+    assert proposal.details["support_level"] == "Billed Hourly (plan) → Unlimited"
     assert ledger_get(platform, f"/api/overrides/{ACME}/client")["per_user"]["enabled"] is False
     done = run(tool("ledger_set_override"), ctx, change)
     assert done["client_override"] == {"per_user": "30.00", "support_level": "Unlimited"}

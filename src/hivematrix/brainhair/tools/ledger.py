@@ -148,13 +148,25 @@ def _shown(entry: Any) -> Any:
     return None
 
 
+def _billed_by(ctx: ToolContext, account_number: str) -> dict[str, Any]:
+    """What the bill uses now for each overridable field (the plan's, or an override's)."""
+    bill = receipt(ctx, account_number)
+    if bill.get("error"):
+        return {}
+    return {**(bill.get("effective_rates") or {}), "plan_name": bill.get("plan_name"),
+            "support_level": bill.get("support_level")}
+
+
 def propose_override(ctx: ToolContext, args: dict[str, Any]) -> Proposal:
     body = _override_body(args)
     current = call(ctx, "ledger", f"/api/overrides/{_account(args)}/client") or {}
+    billed = _billed_by(ctx, args["account_number"])
     details: dict[str, Any] = {"account_number": args["account_number"]}
     for name, entry in body.items():
-        details[name] = arrow(_shown(current.get(name)),
-                              entry["value"] if entry["enabled"] else "(plan's value)")
+        before = _shown(current.get(name))
+        if before is None and billed.get(name) not in (None, ""):
+            before = f"{billed[name]} (plan)"
+        details[name] = arrow(before, entry["value"] if entry["enabled"] else "(plan's value)")
     return Proposal(action=f"Change the billing override of {args['account_number']} "
                            f"({', '.join(body)})", details=details)
 
