@@ -347,3 +347,59 @@ def test_the_idle_job_runs_in_a_thread_outside_tests(make_app: Callable[..., Fla
         closer.stop()
         closer.thread.join(5)
     assert not closer.thread.is_alive()
+
+
+def test_the_model_titles_the_chat_and_tool_results_are_stored_filtered(
+        make_app: Callable[..., Flask], as_user: Headers, tokens: TokenFactory) -> None:
+    backend = ScriptedBackend([[call("lookup_company", account_number="620547"),
+                                say("Acme's contact is John S."),
+                                call("set_chat_title", title="Acme contact lookup")]])
+    app = make_app(backend)
+    client = app.test_client()
+    token = tokens.user("technician", preferred_username="ann")
+    ann = tokens.headers(token)
+    started = start(client, ann)
+    chunks, _ = poll_until_done(client, ann, started["response_id"])
+    assert [(c["phase"], c["tool"]) for c in chunks if c["type"] == "tool"] == [
+        ("start", "lookup_company"), ("end", "lookup_company"),
+        ("start", "set_chat_title"), ("end", "set_chat_title")]
+    assert "set_chat_title" in backend.offered[0] and "admin_only_read" not in backend.offered[0]
+    session = client.get(f"/api/sessions/{started['session_id']}", headers=ann).get_json()
+    assert session["title"] == "Acme contact lookup"
+    reply = session["messages"][-1]
+    assert [c["name"] for c in reply["tool_calls"]] == ["lookup_company", "set_chat_title"]
+    assert "620547" in reply["tool_results"][0]["output"]
+    assert "Smith" not in json.dumps(reply) and reply["was_filtered"] is True
+
+    # the user's token is only ever in the worker's memory, never in the database
+    database: Database = app.extensions["hivematrix.db"]
+    with database.engine.connect() as connection:
+        from hivematrix.brainhair.models import Base
+
+        for table in Base.metadata.sorted_tables:
+            for row in connection.execute(table.select()):
+                assert token not in repr(tuple(row)), table.name
+
+
+def test_the_platforms_tools_load_by_default(make_app: Callable[..., Flask],
+                                             as_user: Headers) -> None:
+    backend = ScriptedBackend([[say("ok")]])
+    app = make_app(backend)
+    del app.extensions["brainhair.registry"]  # what a deployment has: every tool
+    client, tech = app.test_client(), as_user("technician")
+    started = start(client, tech)
+    poll_until_done(client, tech, started["response_id"])
+    offered = backend.offered[0]
+    assert "set_chat_title" in offered and len(offered) > 5
+    assert offered.count("set_chat_title") == 1
+
+
+def test_polling_is_not_rate_limited(make_app: Callable[..., Flask], as_user: Headers) -> None:
+    app = make_app(ScriptedBackend([[say("ok")]]), RATELIMIT_DEFAULT="5 per minute")
+    client, tech = app.test_client(), as_user("technician")
+    started = client.post("/api/chat", json={"message": "hi"}, headers=tech).get_json()
+    for _ in range(12):
+        assert client.get(f"/api/chat/poll/{started['response_id']}",
+                          headers=tech).status_code == 200
+    statuses = {client.get("/api/sessions", headers=tech).status_code for _ in range(6)}
+    assert 429 in statuses
