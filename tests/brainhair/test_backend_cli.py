@@ -160,6 +160,15 @@ def test_message_starting_with_a_dash_goes_through_stdin(tmp_path: Path) -> None
     assert "User: -p hello" in seen["messages"][0] and "Assistant: Hi there." in seen["messages"][0]
 
 
+def test_long_history_does_not_hit_the_argv_limit(tmp_path: Path) -> None:
+    wrapper = fake.install(tmp_path, {"steps": [{"say": "Read it all."}]})
+    long_text = "ticket notes " * 25_000  # 325 KB, beyond Linux's 128 KB for one argument
+    history = [HistoryMessage("user", long_text), HistoryMessage("assistant", "Noted.")]
+    events = _run(_backend(wrapper), Executor(), history=history)
+    assert "error" not in [event.kind for event in events], events
+    assert long_text.strip() in fake.record_of(wrapper)["messages"][0]
+
+
 def test_write_waiting_for_approval_is_not_an_idle_process(tmp_path: Path) -> None:
     wrapper = fake.install(tmp_path, {"steps": [
         {"tool": "rename_company", "input": {"name": "Acme Two"}},

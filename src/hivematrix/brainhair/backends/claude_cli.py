@@ -234,6 +234,13 @@ def _write_stdin(stream: IO[bytes], payload: bytes) -> None:
             stream.close()
 
 
+def _package_root() -> str:
+    """The directory holding the ``hivematrix`` package, for the bridge's interpreter."""
+    import hivematrix
+
+    return str(Path(hivematrix.__file__).resolve().parent.parent)
+
+
 def _private_file(path: Path, text: str) -> Path:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
@@ -357,7 +364,8 @@ class ClaudeCliBackend:
             "type": "stdio", "command": sys.executable,
             "args": ["-m", "hivematrix.brainhair.mcp_bridge", "--socket",
                      str(tool_socket.path)],
-            "env": {TOKEN_ENV: tool_socket.token},
+            # The token, and where this package lives (also when run from a source tree).
+            "env": {TOKEN_ENV: tool_socket.token, "PYTHONPATH": _package_root()},
         }}}
         mcp_file = _private_file(turn_dir / "mcp.json", json.dumps(config))
         return self.argv(executable, prompt_file, mcp_file), self.environment(home)
