@@ -280,6 +280,9 @@ def test_from_config_reads_the_settings(tmp_path: Path, monkeypatch: pytest.Monk
         "/opt/claude/bin/claude", "claude-opus-4-1", 45.0)
     assert backend.install_dir == tmp_path / "brainhair" / "cli"
     assert backend.environment(tmp_path)["MCP_TOOL_TIMEOUT"] == "180000"
+    assert "CLAUDE_CODE_OAUTH_TOKEN" not in backend.environment(tmp_path)
+    signed_in = ClaudeCliBackend.from_config({"BRAINHAIR_CLI_OAUTH_TOKEN": "sk-ant-oat-1"})
+    assert signed_in.environment(tmp_path)["CLAUDE_CODE_OAUTH_TOKEN"] == "sk-ant-oat-1"
 
 
 def test_parser_keeps_json_looking_text_as_text() -> None:

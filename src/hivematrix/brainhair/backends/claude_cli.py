@@ -250,6 +250,8 @@ def _private_file(path: Path, text: str) -> Path:
 
 @dataclass
 class ClaudeCliBackend:
+    """One ``claude --print`` process per turn; the executor runs in the turn's thread."""
+
     executable: str = "claude"
     model: str = "claude-sonnet-4-5"
     idle_seconds: float = 120.0
