@@ -403,3 +403,17 @@ def test_polling_is_not_rate_limited(make_app: Callable[..., Flask], as_user: He
                           headers=tech).status_code == 200
     statuses = {client.get("/api/sessions", headers=tech).status_code for _ in range(6)}
     assert 429 in statuses
+
+
+def test_an_unfiltered_turn_is_filtered_again_for_a_later_filtered_one(
+        make_app: Callable[..., Flask], as_user: Headers) -> None:
+    backend = ScriptedBackend([[say("Noted.")], [say("Noted.")]])
+    app = make_app(backend)
+    client, admin = app.test_client(), as_user("admin")
+    first = start(client, admin, message="The caller was Mary Jones", filter="none")
+    poll_until_done(client, admin, first["response_id"])
+    second = start(client, admin, message="Who called?", session_id=first["session_id"])
+    poll_until_done(client, admin, second["response_id"])
+    assert backend.histories[1][0].content != "The caller was Mary Jones"
+    assert "Jones" not in backend.histories[1][0].content
+    assert stored(app, first["session_id"])[0].content == "The caller was Mary Jones"

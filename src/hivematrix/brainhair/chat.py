@@ -252,10 +252,26 @@ def registry_for(app: Any, database: Database) -> Registry:
     return Registry([*base, title_tool(database)])
 
 
+def history_at(stored: list[ChatMessage], level: str) -> list[HistoryMessage]:
+    """The conversation so far as the model may see it at ``level``: messages stored at
+    another level (an admin's unfiltered turn, a CJIS turn before a PHI one) are filtered
+    again, in one batch."""
+    texts = [m.content for m in stored]
+    again = [i for i, m in enumerate(stored) if level != "none" and m.filter_level != level]
+    if again:
+        from hivematrix.brainhair.phi import get_filter
+
+        refiltered = get_filter().filter_many([texts[i] for i in again], level)
+        for i, (clean, _changed) in zip(again, refiltered, strict=True):
+            texts[i] = str(clean)
+    return [HistoryMessage(role="user" if m.role == "user" else "assistant", content=text)
+            for m, text in zip(stored, texts, strict=True)]
+
+
 def start_turn(app: Any, db: Session, user: Mapping[str, Any], token: str,
                body: Any) -> dict[str, str]:
-    """Start a turn; returns ``{"response_id", "session_id"}``. The caller commits nothing:
-    this commits the request's session itself before the thread starts."""
+    """Start a turn; returns ``{"response_id", "session_id"}``. Commits ``db`` (the request's
+    session) itself, so the turn's rows exist before its thread starts."""
     turn_input = parse(body)
     owner = sessions.owner_of(user)
     database: Database = app.extensions["hivematrix.db"]
@@ -278,9 +294,7 @@ def start_turn(app: Any, db: Session, user: Mapping[str, Any], token: str,
         account = session.account_number or turn_input.account_number
         level = company_level(services, account, default) if account else default
 
-    history = [HistoryMessage(role="user" if m.role == "user" else "assistant",
-                              content=m.content)
-               for m in sessions.messages(db, session.id)]
+    history = history_at(sessions.messages(db, session.id), level)
     message, changed = filter_text(turn_input.message, level)
 
     response = buffer.create(db, session.id, owner)
