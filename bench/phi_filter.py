@@ -11,13 +11,16 @@ account numbers, dates and places. Then, after one warm-up call, times:
   result with a list of tickets costs);
 - ``filter_text`` one text at a time (what a single answer of the model costs);
 - ``filter_many`` at the CJIS level in batches of 200;
+- ``filter_many`` with ``processes=2`` (one helper process runs the model on a share of each
+  batch, so both cores work) in batches of 200 and of 50;
 - the reference: the bare, full spaCy pipeline of the same model (``nlp.pipe``, every
   component, no Presidio) over the same texts in the same run; the ratio says what filtering
   costs against "just running the model".
 
-Every filter call sees distinct texts (no deduplication helps). ``uptime`` is printed before
-and after: the figures are only as quiet as the machine was. Target (issue 10): ≥ 200 texts/s
-on 2 cores.
+The texts of one call are all distinct (deduplication does not help) and nothing is cached
+from one call to the next (a fresh filter for the two-process runs, too). ``uptime`` is
+printed before and after: the figures are only as quiet as the machine was. Target (issue 10):
+≥ 200 texts/s on 2 cores.
 """
 
 from __future__ import annotations
@@ -123,7 +126,6 @@ def main() -> None:
     print("uptime before:", uptime())
 
     rng = random.Random(args.seed)
-    # Each timing gets its own distinct texts so no cache or deduplication flatters it.
     sets = [[ticket_text(rng) for _ in range(args.texts)] for _ in range(5)]
     words = [len(t.split()) for t in sets[0]]
     print(f"{args.texts} texts per run, {min(words)}-{max(words)} words "
@@ -141,6 +143,15 @@ def main() -> None:
     single = rate("filter_text, PHI, one at a time", sets[2],
                   lambda b: pf.filter_text(b[0], "phi"), 1)
     rate("filter_many, CJIS, 200 per call", sets[3], lambda b: pf.filter_many(b, "cjis"), 200)
+    pf.close()
+
+    two = PhiFilter(processes=2)
+    two.filter_many(sets[0][20:60], "phi")  # warm-up (and the helper's model load)
+    par200 = rate("filter_many, PHI, 200 per call, 2 processes", sets[1],
+                  lambda b: two.filter_many(b, "phi"), 200)
+    par50 = rate("filter_many, PHI, 50 per call, 2 processes", sets[0],
+                 lambda b: two.filter_many(b, "phi"), 50)
+    two.close()
 
     import spacy
 
@@ -148,9 +159,12 @@ def main() -> None:
     list(nlp.pipe(sets[4][:20]))
     bare = rate(f"reference: bare spaCy {nlp.pipe_names}", sets[4],
                 lambda b: list(nlp.pipe(b, batch_size=64)), 200)
-    print(f"ratio filter_many(200) / bare spaCy: {batch200 / bare:.2f}; "
-          f"filter_many(50): {batch50 / bare:.2f}; filter_text: {single / bare:.2f}")
-    print("target >= 200 texts/s:", "met" if batch200 >= 200 else "NOT met", "(batches of 200)")
+    print(f"ratio to bare spaCy: filter_many(200) {batch200 / bare:.2f}, filter_many(50) "
+          f"{batch50 / bare:.2f}, filter_text {single / bare:.2f}, 2 processes (200) "
+          f"{par200 / bare:.2f}, 2 processes (50) {par50 / bare:.2f}")
+    best = max(batch200, par200)
+    print(f"target >= 200 texts/s: {'met' if best >= 200 else 'NOT met'} "
+          f"(best: {best:.0f} texts/s in batches of 200)")
 
     sample = sets[0][0]
     print("\nsample in :", sample)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -303,6 +304,34 @@ def test_nothing_worth_analysing_means_no_pass(pf: PhiFilter, counting: Counting
     assert pf.filter_data({"id": "x", "n": 3, "ok": True, "none": None}, "phi") == (
         {"id": "x", "n": 3, "ok": True, "none": None}, False)
     assert counting.pipes == counting.calls == 0
+
+
+def test_a_helper_process_shares_big_batches_with_the_same_results(pf: PhiFilter) -> None:
+    tickets = _tickets(120)
+    texts = [t["description"] for t in tickets]
+    expected = pf.filter_many(texts, "phi")
+    two = PhiFilter(processes=2)
+    try:
+        [pid] = two.helper_pids
+        assert pid != os.getpid()
+        assert Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[1:4] == [
+            b"-m", b"hivematrix.brainhair.phi", b"--helper"]
+        assert two.filter_many(texts, "phi") == expected
+        assert two.filter_many(texts[:3], "phi") == expected[:3]  # small: not shared
+        # A helper that dies mid-life costs speed, never results.
+        os.kill(pid, signal.SIGKILL)
+        assert two.filter_many(texts, "phi") == expected
+        assert two.helper_pids == []
+    finally:
+        two.close()
+    assert two.helper_pids == []
+
+
+def test_closing_stops_the_helper() -> None:
+    two = PhiFilter(processes=2)
+    [pid] = two.helper_pids
+    two.close()
+    assert not Path(f"/proc/{pid}").exists(), "stopped and reaped"
 
 
 # --- structure, types, unicode ------------------------------------------------------------

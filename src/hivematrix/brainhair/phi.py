@@ -24,6 +24,8 @@ import os
 # means "use the bundled snapshot", never a fetch of the public suffix list.
 os.environ.setdefault("TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS", "")
 
+import contextlib
+import json
 import re
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -60,6 +62,11 @@ PHONE_REGIONS = ("US", "GB")
 MAX_CHUNK = 20_000
 #: Texts per spaCy batch inside one pass.
 BATCH_SIZE = 64
+#: Below this many distinct texts a batch is not shared with helper processes.
+PARALLEL_MIN = 16
+#: Environment variable: how many processes run the model for :func:`get_filter`'s filter
+#: (1, the default, means none besides the calling one).
+PROCESSES_ENV = "HIVEMATRIX_PHI_PROCESSES"
 
 # --- what is never analysed -----------------------------------------------------------------
 
@@ -245,13 +252,28 @@ class _Job:
 class PhiFilter:
     """Finds and replaces PHI/CJIS entities; build once per process (see :func:`get_filter`)."""
 
-    def __init__(self, model: str = MODEL) -> None:
+    def __init__(self, model: str = MODEL, processes: int = 1) -> None:
+        """``processes`` > 1 adds helper processes that run the model on a share of each
+        large batch (spaCy holds the GIL, so threads would not use a second core)."""
         self.model = model
         self.nlp_engine: SpacyNlpEngine = _build_nlp_engine(model)
         self.analyzer: AnalyzerEngine = _build_analyzer(self.nlp_engine)
         self.anonymizer: AnonymizerEngine = _build_anonymizer()
         # spaCy pipelines are not documented as thread-safe: one pass at a time.
         self._nlp_lock = threading.Lock()
+        self._helpers = [_Helper(model) for _ in range(max(0, processes - 1))]
+
+    def close(self) -> None:
+        """Stop the helper processes (they are daemons: they also end with this process)."""
+        with self._nlp_lock:
+            for helper in self._helpers:
+                helper.close()
+            self._helpers = []
+
+    @property
+    def helper_pids(self) -> list[int]:
+        """Process ids of the live helper processes (for operators and tests)."""
+        return [h.pid for h in self._helpers if h.alive]
 
     # --- public API -------------------------------------------------------------------------
 
@@ -329,13 +351,42 @@ class PhiFilter:
             item.changed = item.result != item.text
 
     def _nlp_pass(self, texts: list[str]) -> dict[str, NlpArtifacts]:
-        """One spaCy pass over all distinct texts."""
+        """One spaCy pass over all distinct texts (shared with the helpers when there are
+        some and the batch is worth splitting)."""
         out: dict[str, NlpArtifacts] = {}
         with self._nlp_lock:
+            helpers = [h for h in self._helpers if h.alive]
+            shares = _shares(texts, len(helpers) + 1) if len(texts) >= PARALLEL_MIN else [texts]
+            local = list(shares[0])
+            sent: list[tuple[_Helper, list[str]]] = []
+            for helper, share in zip(helpers, shares[1:], strict=False):
+                if helper.send(share):
+                    sent.append((helper, share))
+                else:  # the helper is gone: its share is done here
+                    local.extend(share)
             for text, artifacts, *_ in self.nlp_engine.process_batch(
-                    texts, "en", batch_size=BATCH_SIZE):
+                    local, "en", batch_size=BATCH_SIZE):
                 out[text] = artifacts
+            for helper, share in sent:
+                entities = helper.receive()
+                if entities is None:
+                    for text, artifacts, *_ in self.nlp_engine.process_batch(
+                            share, "en", batch_size=BATCH_SIZE):
+                        out[text] = artifacts
+                    continue
+                for text, ents in zip(share, entities, strict=True):
+                    out[text] = self._artifacts_from(text, ents)
         return out
+
+    def _artifacts_from(self, text: str, ents: list[tuple[int, int, str]]) -> NlpArtifacts:
+        """Presidio's artifacts for a text a helper ran the model on: tokenise here (cheap,
+        identical), put the helper's entities on the tokens, add the lemmas."""
+        nlp = self.nlp_engine.nlp["en"]  # type: ignore[index]
+        doc = nlp.make_doc(text)
+        spans = [doc.char_span(start, end, label=label) for start, end, label in ents]
+        doc.ents = [span for span in spans if span is not None]
+        doc = nlp.get_pipe(_LOWER_LEMMA)(doc)
+        return self.nlp_engine._doc_to_nlp_artifact(doc, "en")
 
     def _replace(self, text: str, results: list[RecognizerResult], known: re.Pattern[str] | None,
                  entities: tuple[str, ...], terms: Sequence[str]) -> str:
@@ -534,9 +585,116 @@ def _rebuild(node: Any, key: object, it: Iterator[_Item]) -> Any:
     return node
 
 
+# --- helper processes ------------------------------------------------------------------------
+
+
+def _shares(texts: list[str], n: int) -> list[list[str]]:
+    """Cut texts into ``n`` consecutive shares of about equal characters (the model's cost)."""
+    if n <= 1:
+        return [texts]
+    total = sum(len(t) for t in texts) or 1
+    shares: list[list[str]] = [[] for _ in range(n)]
+    done = 0
+    for text in texts:
+        index = min(n - 1, done * n // total)
+        shares[index].append(text)
+        done += len(text)
+    return shares
+
+
+def _helper_main(model: str) -> None:
+    """A helper process (``python -m hivematrix.brainhair.phi --helper MODEL``): load the
+    model's NER once, then answer each batch of texts read from stdin (one JSON line) with
+    each text's entities as (start, end, label) character offsets (one JSON line on stdout),
+    until stdin closes."""
+    import sys
+
+    import spacy
+
+    channel = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)  # anything a library prints goes to stderr, never into the channel
+
+    def answer(value: object) -> None:
+        channel.write(json.dumps(value).encode("ascii") + b"\n")
+        channel.flush()
+
+    nlp = spacy.load(model, exclude=_NOT_NEEDED)
+    answer("ready")
+    for line in sys.stdin.buffer:
+        texts = json.loads(line)
+        if not isinstance(texts, list):
+            return
+        answer([[(e.start_char, e.end_char, e.label_) for e in doc.ents]
+                for doc in nlp.pipe(texts, batch_size=BATCH_SIZE)])
+
+
+class _Helper:
+    """One helper process and its pipes; any failure marks it dead (its share is then done
+    in the calling process). A plain subprocess rather than multiprocessing: it never
+    re-imports the caller's main module, whatever that is (gunicorn, a script, pytest)."""
+
+    def __init__(self, model: str) -> None:
+        import subprocess
+        import sys
+
+        self._process = subprocess.Popen(  # noqa: S603 - our own module, fixed arguments
+            [sys.executable, "-m", "hivematrix.brainhair.phi", "--helper", model],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        self._ready = False
+        self.alive = True
+
+    @property
+    def pid(self) -> int:
+        return int(self._process.pid)
+
+    def send(self, texts: list[str]) -> bool:
+        try:
+            if not self._ready:
+                if self._read() != "ready":
+                    raise EOFError("helper did not start")
+                self._ready = True
+            assert self._process.stdin is not None
+            self._process.stdin.write(json.dumps(texts).encode("ascii") + b"\n")
+            self._process.stdin.flush()
+            return True
+        except (OSError, EOFError, ValueError):
+            self.close()
+            return False
+
+    def receive(self) -> list[list[tuple[int, int, str]]] | None:
+        try:
+            return [[(int(a), int(b), str(c)) for a, b, c in ents] for ents in self._read()]
+        except (OSError, EOFError, ValueError, TypeError):
+            self.close()
+            return None
+
+    def _read(self) -> Any:
+        assert self._process.stdout is not None
+        line = self._process.stdout.readline()
+        if not line:
+            raise EOFError("helper closed its output")
+        return json.loads(line)
+
+    def close(self) -> None:
+        if self.alive:
+            self.alive = False
+            with contextlib.suppress(OSError):
+                if self._process.stdin is not None:
+                    self._process.stdin.close()
+            try:
+                self._process.wait(timeout=5)
+            except Exception:  # whatever went wrong, the helper must not outlive us
+                self._process.kill()
+                self._process.wait(timeout=5)
+            if self._process.stdout is not None:
+                self._process.stdout.close()
+
+
 # --- building the engines -------------------------------------------------------------------
 
 _FIRST_NAME_LAST_INITIAL = "first_name_last_initial"
+#: Components of the model Presidio does not use (NER has its own token vectors).
+_NOT_NEEDED = ["tok2vec", "tagger", "parser", "attribute_ruler", "lemmatizer", "senter"]
 _LOWER_LEMMA = "hivematrix_lower_lemma"
 
 
@@ -566,8 +724,7 @@ def _build_nlp_engine(model: str) -> SpacyNlpEngine:
         artifacts from arrays rather than per-token Python objects."""
 
         def load(self) -> None:
-            nlp = spacy.load(model, exclude=["tok2vec", "tagger", "parser", "attribute_ruler",
-                                             "lemmatizer", "senter"])
+            nlp = spacy.load(model, exclude=_NOT_NEEDED)
             nlp.add_pipe(_LOWER_LEMMA)
             self.nlp = {"en": nlp}  # type: ignore[assignment]
             self._stop_words = frozenset(nlp.Defaults.stop_words)
@@ -690,5 +847,15 @@ def get_filter() -> PhiFilter:
     if _FILTER is None:
         with _FILTER_LOCK:
             if _FILTER is None:
-                _FILTER = PhiFilter()
+                raw = os.environ.get(PROCESSES_ENV, "1").strip() or "1"
+                _FILTER = PhiFilter(processes=int(raw) if raw.isdigit() else 1)
     return _FILTER
+
+
+if __name__ == "__main__":  # pragma: no cover - run as a helper process
+    import sys
+
+    if sys.argv[1:2] == ["--helper"] and len(sys.argv) == 3:
+        _helper_main(sys.argv[2])
+    else:
+        sys.exit("usage: python -m hivematrix.brainhair.phi --helper MODEL")
