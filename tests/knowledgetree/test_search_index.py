@@ -469,3 +469,22 @@ def test_the_reindex_command(falkordb_server: FalkorDBServer, hm_home: Path,
     finally:
         store.drop_all()
         store.close()
+
+
+def test_the_search_answer_is_exactly_its_documented_schema(kt_app: Flask,
+                                                            client: FlaskClient,
+                                                            kt: KnowledgeTree,
+                                                            as_user: Any) -> None:
+    """The view writes its JSON itself (no marshmallow dump): it must be what the schema in
+    the OpenAPI document says, field for field."""
+    from hivematrix.knowledgetree.api.schemas import HitOut, SearchOut
+
+    company_tree(kt)
+    ready_app(kt_app)
+    body = ok(client.get("/api/search?query=beta", headers=as_user("technician")))
+    assert body["total"] == 2 and len(body["results"]) == 2
+    assert SearchOut().dump(body) == body
+    assert set(body) == set(SearchOut().fields)
+    for hit in body["results"]:
+        assert set(hit) == set(HitOut().fields)
+        assert hit["path"][0] == {"id": ROOT_ID, "name": "KnowledgeTree"}
