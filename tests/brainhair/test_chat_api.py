@@ -231,6 +231,8 @@ def test_an_approved_write_runs_once_and_forgeries_are_refused(
     assert last["status"] == "done" and text_of(chunks).endswith("Finished.")
     assert recorder.writes == [RATE]
     assert not backend.results[0].is_error
+    settled = [c for c in chunks if c["type"] == "status" and c.get("approval_id")]
+    assert [(c["approval_id"], c["status"]) for c in settled] == [(asked["id"], "approved")]
     reply = stored(app, started["session_id"])[-1]
     assert reply.tool_calls is not None and reply.tool_calls[0]["name"] == "set_rate"
     assert reply.tool_results is not None and not reply.tool_results[0]["is_error"]
@@ -247,9 +249,11 @@ def test_a_denied_write_is_not_run(make_app: Callable[..., Flask], as_user: Head
     denied = client.post(f"/api/approvals/{asked['id']}/decision", json={"approved": False},
                          headers=ann)
     assert denied.get_json()["status"] == "denied"
-    poll_until_done(client, ann, started["response_id"])
+    chunks, _ = poll_until_done(client, ann, started["response_id"])
     assert recorder.writes == []
     assert backend.results[0].is_error and "denied" in backend.results[0].content
+    assert {"type": "status", "text": "Denied: nothing was changed."}.items() <= next(
+        c for c in chunks if c["type"] == "status").items()
 
 
 def test_an_expired_write_is_not_run(make_app: Callable[..., Flask], as_user: Headers,

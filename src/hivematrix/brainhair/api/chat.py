@@ -36,10 +36,12 @@ def start() -> Any:
         description="`offset`: the number of chunks already received (the last answer's "
                     "`offset`). Answers `{chunks, offset, done, status, error, session_id}`; "
                     "each chunk is `{seq, type, ...}` with type `text` (`text`), `tool` "
-                    "(`phase` start/end/approval, `tool`, `id`, `is_error`, `status`), "
-                    "`approval` (`id`, `tool`, `action`, `details`, `expires_at`: show the "
-                    "approval dialog), `status` (`text`), `error` (`text`) or `done` "
-                    "(`status`). Any worker answers. Your own replies only (404 otherwise).")
+                    "(`phase` start or end with `tool`, `id`, `is_error`; or approval with "
+                    "`tool`, `approval_id`, `status` pending), `approval` (`id`, `tool`, "
+                    "`action`, `details`, `expires_at`: show the approval dialog), `status` "
+                    "(`text`; after a decision also `approval_id` and `status` approved, "
+                    "denied or expired), `error` (`text`) or `done` (`status`). Any worker "
+                    "answers. Your own replies only (404 otherwise).")
 @permission_required(*STAFF)
 @ratelimit.exempt
 @refusals

@@ -33,6 +33,11 @@ from hivematrix.common.service_client import ServiceCallError
 
 log = logging.getLogger("hivematrix.brainhair.executor")
 
+#: The status line shown once an approval is settled.
+DECIDED = {"approved": "Approved; making the change.",
+           "denied": "Denied: nothing was changed.",
+           "expired": "The approval expired: nothing was changed."}
+
 #: ``(kind, payload)``: appends a chunk to the turn's running response.
 ChunkSink = Callable[[str, Mapping[str, Any]], None]
 
@@ -138,13 +143,15 @@ class TurnExecutor:
                 seconds=self.approval_seconds, level=self.level,
                 response_id=self.context.response_id)
             shown = approvals.to_dict(approval)
+        self.emit("tool", {"phase": "approval", "tool": tool.name, "approval_id": shown["id"],
+                           "status": "pending"})
         self.emit("approval", {"id": shown["id"], "tool": shown["tool"],
                                "action": shown["action"], "details": shown["details"],
                                "expires_at": shown["expires_at"]})
         status = approvals.wait(self.database, shown["id"], self.should_stop,
                                 interval=self.approval_poll)
-        self.emit("tool", {"phase": "approval", "tool": tool.name, "approval_id": shown["id"],
-                           "status": status})
+        self.emit("status", {"text": DECIDED[status], "approval_id": shown["id"],
+                             "status": status})
         if status != "approved":
             verb = "denied" if status == "denied" else "expired"
             return ToolResult(json.dumps({"status": verb, "message": (
