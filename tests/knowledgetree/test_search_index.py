@@ -488,3 +488,34 @@ def test_the_search_answer_is_exactly_its_documented_schema(kt_app: Flask,
     for hit in body["results"]:
         assert set(hit) == set(HitOut().fields)
         assert hit["path"][0] == {"id": ROOT_ID, "name": "KnowledgeTree"}
+
+
+def test_during_a_rebuild_the_old_index_answers_without_waiting(tmp_path: Path) -> None:
+    import threading
+    import time
+
+    from hivematrix.knowledgetree.search_index import IndexDoc
+
+    index = SearchIndex(tmp_path / "search")
+    index.rebuild(lambda: [IndexDoc("root", "KnowledgeTree", "knowledgetree", "", ()),
+                           IndexDoc("old", "Curlew", "curlew", "marsh", ("root",))])
+    release = threading.Event()
+
+    def slow() -> Iterator[IndexDoc]:
+        yield IndexDoc("root", "KnowledgeTree", "knowledgetree", "", ())
+        release.wait(30)  # the graph being read, slowly
+        yield IndexDoc("new", "Curlew", "curlew", "estuary", ("root",))
+
+    rebuilding = threading.Thread(target=index.rebuild, args=(slow,))
+    rebuilding.start()
+    try:
+        begun = time.monotonic()
+        found = index.search(index.words("curlew"))
+        assert time.monotonic() - begun < 1.0
+        assert [item for item, _ in found.hits] == ["old"]
+        assert index.state() == "ready"
+    finally:
+        release.set()
+        rebuilding.join(30)
+    assert [item for item, _ in index.search(index.words("curlew")).hits] == ["new"]
+    assert index.search(index.words("marsh")).total == 0

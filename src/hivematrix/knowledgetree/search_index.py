@@ -116,7 +116,10 @@ class SearchIndex:
         self.directory = directory
         self.schema = _schema()
         self.analyzer = _analyzer()
-        self._lock = threading.RLock()
+        # Opening the index, briefly; writing (held through a whole rebuild) is separate, so
+        # searches in the writer's own process never wait for it.
+        self._lock = threading.Lock()
+        self._write_lock = threading.Lock()
         self._index: Any = None
         self._seen: tuple[int, int, int] | None = None
 
@@ -270,7 +273,7 @@ class SearchIndex:
     @contextmanager
     def _writer_lock(self) -> Iterator[None]:
         self.directory.mkdir(parents=True, exist_ok=True)
-        with self._lock, open(self.directory / LOCK_FILE, "a+b") as handle:
+        with self._write_lock, open(self.directory / LOCK_FILE, "a+b") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:
                 yield
