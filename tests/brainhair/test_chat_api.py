@@ -421,3 +421,47 @@ def test_an_unfiltered_turn_is_filtered_again_for_a_later_filtered_one(
     assert backend.histories[1][0].content != "The caller was Mary Jones"
     assert "Jones" not in backend.histories[1][0].content
     assert stored(app, first["session_id"])[0].content == "The caller was Mary Jones"
+
+
+def test_two_server_processes_share_a_turn(hm_home: Path, pg_url: str, fake_core: Any,
+                                           as_user: Headers) -> None:
+    """Started on one gunicorn server, polled, listed and stopped-checked on another: every
+    piece of a turn's state is in the shared database, none in a process."""
+    import httpx
+
+    from hivematrix.brainhair import SERVICE as BRAINHAIR
+    from hivematrix.common.testing import ServiceProcess, free_port
+
+    assert BRAINHAIR.migrations
+    port = free_port()
+    (hm_home / "services.json").write_text(json.dumps(
+        {"brainhair": {"url": f"http://127.0.0.1:{port}", "port": port}}))
+    env = {"BRAINHAIR_DATABASE_URL": pg_url, "CORE_SERVICE_URL": fake_core.url,
+           "SECRET_KEY": "process-test-secret", "BRAINHAIR_SCHEDULER": "false",
+           "LOG_SHIPPING": "false"}
+    tech = as_user("technician")
+    with migrated_database(BRAINHAIR.migrations, pg_url), \
+            ServiceProcess("brainhair", hm_home, port=port, env=env) as first, \
+            ServiceProcess("brainhair", hm_home, env=env) as second:
+        answer = httpx.post(f"{first.url}/api/chat", json={"message": "Hello"}, headers=tech,
+                            timeout=30)
+        assert answer.status_code == 202, answer.text
+        started = answer.json()
+        text, offset, body = "", 0, {}
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            body = httpx.get(f"{second.url}/api/chat/poll/{started['response_id']}",
+                             params={"offset": offset}, headers=tech, timeout=30).json()
+            text += "".join(c["text"] for c in body["chunks"] if c["type"] == "text")
+            offset = body["offset"]
+            if body["done"]:
+                break
+            time.sleep(0.1)
+        assert body.get("done"), first.log() + second.log()
+        assert "No AI model is configured" in text
+        listed = httpx.get(f"{second.url}/api/sessions", headers=tech, timeout=30).json()
+        assert [s["id"] for s in listed["sessions"]] == [started["session_id"]]
+        assert listed["sessions"][0]["message_count"] == 2
+        late_stop = httpx.post(f"{second.url}/api/chat/stop/{started['response_id']}",
+                               headers=tech, timeout=30)
+        assert late_stop.status_code == 409
