@@ -162,7 +162,7 @@ def test_filter_none_is_for_admins_only_and_audited(make_app: Callable[..., Flas
     user, reply = stored(app, started["session_id"])
     assert user.content == "Show me Mary Jones" and user.filter_level == "none"
     assert not reply.was_filtered and reply.filter_level == "none"
-    assert ("filter.none", "admin-user") in audit(app)
+    assert ("filter.none", "user-admin-user") in audit(app)
 
 
 def test_client_users_and_services_are_refused(client: FlaskClient, as_user: Headers,
@@ -465,3 +465,26 @@ def test_two_server_processes_share_a_turn(hm_home: Path, pg_url: str, fake_core
         late_stop = httpx.post(f"{second.url}/api/chat/stop/{started['response_id']}",
                                headers=tech, timeout=30)
         assert late_stop.status_code == 409
+
+
+def test_titles_and_initials_do_not_split_a_name_from_the_filter() -> None:
+    from hivematrix.brainhair.chat import StreamFilter
+
+    stream = StreamFilter("phi")
+    shown = [stream.feed(piece) for piece in ("Please ask Mr.", " Smith and John S.",
+                                              " Smith today. ", "Thanks.")]
+    shown.append(stream.flush())
+    assert "Smith" not in "".join(shown)
+    assert shown[:2] == ["", ""]  # nothing let out before the sentence is complete
+    assert stream.text == "".join(shown)
+
+
+def test_the_backend_is_chosen_by_setting() -> None:
+    from hivematrix.brainhair.backends.none import NOT_CONFIGURED, NoneBackend
+    from hivematrix.brainhair.backends.select import make_backend
+
+    none = make_backend({"BRAINHAIR_BACKEND": "none"})
+    assert isinstance(none, NoneBackend) and none.reason == NOT_CONFIGURED
+    wrong = make_backend({"BRAINHAIR_BACKEND": "gpt-9"})
+    assert isinstance(wrong, NoneBackend) and "'gpt-9'" in wrong.reason
+    assert make_backend({"BRAINHAIR_BACKEND": "claude-cli"}).name != "none"

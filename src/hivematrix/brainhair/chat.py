@@ -42,6 +42,12 @@ FILTER_CHOICES = ("none",)
 MAX_PENDING = 2_000
 STOPPED_TEXT = "Stopped by the user."
 SENTENCE_END = re.compile(r"[.!?:;](?=\s)|\n")
+#: A period after these (or after one letter, an initial) does not end a sentence: cutting
+#: "Mr. | Smith" or "John S. | Smith" would hide the name from the filter.
+ABBREVIATIONS = frozenset({"mr", "mrs", "ms", "mx", "dr", "prof", "sr", "jr", "st", "mt",
+                           "rev", "hon", "capt", "sgt", "lt", "gen", "col", "e.g", "i.e", "vs",
+                           "etc", "no", "inc", "ltd", "co", "corp", "dept", "approx"})
+_WORD_BEFORE = re.compile(r"([\w.]+)$")
 
 
 @dataclass(frozen=True)
@@ -131,7 +137,8 @@ class StreamFilter:
         self.pending += text
         cut = 0
         for match in SENTENCE_END.finditer(self.pending):
-            cut = match.end()
+            if not _abbreviation_before(self.pending, match.start()):
+                cut = match.end()
         if not cut and len(self.pending) > MAX_PENDING:
             cut = self.pending.rfind(" ", 0, MAX_PENDING) + 1 or MAX_PENDING
         if not cut:
@@ -152,6 +159,15 @@ class StreamFilter:
     @property
     def text(self) -> str:
         return "".join(self.shown)
+
+
+def _abbreviation_before(text: str, dot: int) -> bool:
+    """Whether the period at ``dot`` closes an initial or a title rather than a sentence."""
+    if text[dot] != ".":
+        return False
+    found = _WORD_BEFORE.search(text, 0, dot)
+    word = found.group(1).lower() if found else ""
+    return len(word) == 1 or word in ABBREVIATIONS
 
 
 class ChunkWriter:
@@ -287,8 +303,8 @@ def start_turn(app: Any, db: Session, user: Mapping[str, Any], token: str,
                                   account_number=turn_input.account_number)
     if turn_input.unfiltered:
         level = "none"
-        approvals.audit(db, str(user.get("preferred_username") or owner), "filter.none",
-                        session_id=session.id)
+        approvals.audit(db, owner, "filter.none", session_id=session.id,
+                        username=str(user.get("preferred_username") or ""))
     else:
         default = str(app.config["BRAINHAIR_DEFAULT_FILTER"])
         account = session.account_number or turn_input.account_number

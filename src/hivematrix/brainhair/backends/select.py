@@ -30,9 +30,9 @@ def make_backend(config: Mapping[str, Any]) -> Backend:
 
             backend = AnthropicBackend.from_config(config)
             return backend
-    except ImportError:
+    except Exception:  # a broken backend must not break the chat: it says so instead
         log.exception("backend %s cannot be loaded", choice)
-        return NoneBackend(f"The AI backend {choice!r} cannot be loaded on this server; an "
-                           "administrator should check Brainhair's installation.")
+        return NoneBackend(f"The AI backend {choice!r} cannot start on this server; an "
+                           "administrator should check Brainhair's log and settings.")
     return NoneBackend(f"BRAINHAIR_BACKEND is set to {choice!r}, which is not one of "
                        f"{', '.join(CHOICES)}; an administrator should correct it.")
