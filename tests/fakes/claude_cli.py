@@ -21,8 +21,9 @@ backend scrubs. Run as the wrapper, it:
 
 Scenario steps (``{"steps": [...]}``): ``{"say": text}``; ``{"tool": name, "input": {...},
 "say_before": text}`` (a bare name means one of the brainhair server's tools; ``Bash`` etc.
-are built-in names); ``{"say_from_result": template}`` (``{field}`` from the last tool result's
-JSON); ``{"echo_message": true}``; ``{"raw": line}`` (a non-JSON stdout line); ``{"sleep": s}``;
+are built-in names); ``{"say_from_result": template}`` (``{field}`` from the last tool
+result's JSON, ``{result}`` its whole text); ``{"echo_message": true}``; ``{"raw": line}`` (a
+non-JSON stdout line); ``{"sleep": s}``;
 ``{"hang": true}`` (silent forever); ``{"ignore_sigterm": true}``; ``{"exit": code,
 "stderr": text}``; ``{"fail": text}`` (an error result).
 """
@@ -331,6 +332,7 @@ class StandIn:
         except ValueError:
             self.last_result = {"text": text}
         self.last_result.setdefault("is_error", is_error)
+        self.last_result.setdefault("result", text)
 
     def say(self, text: str) -> None:
         self.emitter.message([{"type": "text", "text": text}], "end_turn")

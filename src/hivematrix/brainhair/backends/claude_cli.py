@@ -59,6 +59,8 @@ KILL_GRACE_SECONDS = 2.0
 #: How often the turn loop looks at ``should_stop`` and the idle clock.
 TICK_SECONDS = 0.1
 _STDERR_LINES = 20
+# Messages say "the model" rather than the product's name: the PHI filter, which every
+# message passes, can read "Claude Code" in a short sentence as a person and shorten it.
 _STATUS_CHARS = 500
 
 
@@ -132,7 +134,7 @@ class StreamParser:
             self.result = data
             if data.get("is_error") or data.get("subtype") not in (None, "success"):
                 reason = data.get("result") or data.get("subtype") or "unknown error"
-                return [Event(kind="error", text=f"Claude Code could not finish: {reason}")]
+                return [Event(kind="error", text=f"The model could not finish: {reason}")]
         return []
 
     def _init(self, data: dict[str, Any]) -> list[Event]:
@@ -141,7 +143,7 @@ class StreamParser:
                     and server.get("status") not in (None, "connected"):
                 return [Event(kind="status",
                               text=f"The assistant's tools did not start ({server['status']}).")]
-        return [Event(kind="status", text="Claude Code started.")]
+        return [Event(kind="status", text="The model is starting.")]
 
     def _stream_event(self, event: dict[str, Any]) -> list[Event]:
         kind = event.get("type")
@@ -344,7 +346,7 @@ class ClaudeCliBackend:
                     stderr=subprocess.PIPE, cwd=turn_dir / "work", env=env,
                     start_new_session=True)
             except OSError as exc:
-                yield Event(kind="error", text=f"Claude Code could not be started: {exc}")
+                yield Event(kind="error", text=f"The model's CLI could not be started: {exc}")
                 return
             yield from self._follow(process, stdin_message(history, message), inbox,
                                     tool_socket, execute, should_stop)
@@ -396,7 +398,7 @@ class ClaudeCliBackend:
                 if tool_socket.calls_in_flight == 0 and quiet > self.idle_seconds:
                     _stop(process)
                     yield Event(kind="error", text=(
-                        f"Claude Code gave no output for {self.idle_seconds:.0f} s and was "
+                        f"The model gave no output for {self.idle_seconds:.0f} s and was "
                         "stopped."))
                     return
                 continue
@@ -413,10 +415,10 @@ class ClaudeCliBackend:
         stderr_reader.join(2)
         if code != 0 and not failed:
             detail = " ".join(line for line in stderr_tail if line)[-_STATUS_CHARS:]
-            yield Event(kind="error", text=f"Claude Code exited with code {code}"
+            yield Event(kind="error", text=f"The model's CLI exited with code {code}"
                         + (f": {detail}" if detail else "."))
         elif code == 0 and parser.result is None and not failed:
-            yield Event(kind="error", text="Claude Code ended without a result.")
+            yield Event(kind="error", text="The model's CLI ended without a result.")
 
 
 def _wait(process: subprocess.Popen[bytes]) -> int:
