@@ -61,6 +61,17 @@ def test_the_owner_decides_once(brainhair_db: Database) -> None:
                                     ("approval.approved", "user-ann")]
 
 
+def test_a_decision_from_another_chat_is_refused(brainhair_db: Database) -> None:
+    approval = new_approval(brainhair_db)
+    other = new_approval(brainhair_db)  # Ann's second chat, with its own approval
+    with brainhair_db.transaction() as db, pytest.raises(BrainhairError) as refused:
+        approvals.decide(db, approval.id, ANN, True, session_id=other.session_id)
+    assert refused.value.status == 404
+    with brainhair_db.transaction() as db:
+        assert approvals.decide(db, approval.id, ANN, True,
+                                session_id=approval.session_id).status == "approved"
+
+
 @pytest.mark.parametrize("who", ["another user", "guessed id", "service token"])
 def test_forgeries_are_refused(brainhair_db: Database, who: str) -> None:
     approval = new_approval(brainhair_db)

@@ -216,6 +216,10 @@ def test_an_approved_write_runs_once_and_forgeries_are_refused(
 
     decision = f"/api/approvals/{asked['id']}/decision"
     assert client.post(decision, json={"approved": True}, headers=bob).status_code == 404
+    with app.extensions["hivematrix.db"].transaction() as db:  # another chat of Ann's
+        anns_other = sessions.create(db, {"sub": "user-ann"}).id
+    assert client.post(decision, json={"approved": True, "session_id": anns_other},
+                       headers=ann).status_code == 404
     assert client.get(f"/api/approvals/{asked['id']}", headers=bob).status_code == 404
     guessed = f"/api/approvals/{asked['id'][:-2]}xy/decision"
     assert client.post(guessed, json={"approved": True}, headers=ann).status_code == 404
@@ -224,7 +228,8 @@ def test_an_approved_write_runs_once_and_forgeries_are_refused(
     assert client.post(decision, json={"approved": "yes"}, headers=ann).status_code == 422
     assert recorder.writes == []
 
-    approved = client.post(decision, json={"approved": True}, headers=ann)
+    approved = client.post(decision, json={"approved": True,
+                                           "session_id": started["session_id"]}, headers=ann)
     assert approved.status_code == 200 and approved.get_json()["status"] == "approved"
     assert client.post(decision, json={"approved": True}, headers=ann).status_code == 409
     chunks, last = poll_until_done(client, ann, started["response_id"])

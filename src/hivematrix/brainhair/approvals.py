@@ -76,11 +76,17 @@ def get(db: Session, approval_id: str, user: Mapping[str, Any]) -> Approval:
 
 
 def decide(db: Session, approval_id: str, user: Mapping[str, Any], approved: bool,
-           now: datetime | None = None) -> Approval:
-    """Approve or deny, once, while pending and before expiry. The caller commits."""
+           now: datetime | None = None, *, session_id: str | None = None) -> Approval:
+    """Approve or deny, once, while pending and before expiry. The caller commits.
+
+    ``session_id``, when the deciding page names its chat, must be the approval's session:
+    a decision sent from another chat is refused like a guessed id.
+    """
     if not isinstance(approved, bool):
         raise BrainhairError("approved: expected true or false", field="approved")
     approval = get(db, approval_id, user)
+    if session_id is not None and session_id != approval.session_id:
+        raise not_found("approval")
     owner = owner_of(user)
     now = now or utcnow()
     if approval.status == "pending" and approval.expires_at <= now:

@@ -38,18 +38,23 @@ def get_approval(approval_id: str) -> Any:
 
 @bp.post("/api/approvals/<approval_id>/decision")
 @bp.doc(summary="Approve or deny",
-        description="Body: `{approved: true|false}`. Only the user whose chat asked (404 for "
-                    "anyone else), once, while pending and before it expires (409 otherwise: "
-                    "a replayed or late decision changes nothing). Audited.")
+        description="Body: `{approved: true|false, session_id?}`. Only the user whose chat "
+                    "asked (404 for anyone else, and for a `session_id` other than the "
+                    "approval's chat), once, while pending and before it expires (409 "
+                    "otherwise: a replayed or late decision changes nothing). Audited.")
 @permission_required(*STAFF)
 @refusals
 def decide(approval_id: str) -> Any:
     body = json_body()
     if not isinstance(body, dict) or "approved" not in body:
         raise BrainhairError("approved: missing", field="approved")
+    session_id = body.get("session_id")
+    if session_id is not None and not isinstance(session_id, str):
+        raise BrainhairError("session_id: expected a string", field="session_id")
     db = get_session()
     try:
-        approval = approvals.decide(db, approval_id, current_user(), body["approved"])
+        approval = approvals.decide(db, approval_id, current_user(), body["approved"],
+                                    session_id=session_id)
     except BrainhairError as exc:
         if exc.status == 409:
             db.commit()  # keep an expiry found on the way
