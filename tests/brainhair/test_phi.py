@@ -251,6 +251,33 @@ def test_relative_times_are_kept_dates_are_not(pf: PhiFilter) -> None:
     out, _ = pf.filter_text("It failed yesterday morning and again on March 3, 2026.", "phi")
     assert "yesterday morning" in out
     assert "March 3, 2026" not in out and "<DATE_TIME>" in out
+    assert pf.filter_text("Since 2026-03-01 it fails, see 12/03/2026.", "phi") == (
+        "Since <DATE_TIME> it fails, see <DATE_TIME>.", True)
+    assert pf.filter_text("Call on Tuesday", "phi") == ("Call on Tuesday", False)
+
+
+def test_a_bare_number_is_no_date(pf: PhiFilter) -> None:
+    assert pf.filter_text("The public key 123456789 rotated.", "phi") == (
+        "The public key 123456789 rotated.", False)
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("Her passport 912803456 expired.", "Her passport <US_PASSPORT> expired."),
+    ("Driver licence D1234567 on file.", "Driver licence <US_DRIVER_LICENSE> on file."),
+    ("DEA number AB1234563 for the doctor", "DEA number <MEDICAL_LICENSE> for the doctor"),
+    ("Card 4111 1111 1111 1111 declined", "Card <CREDIT_CARD> declined"),
+])
+def test_weak_patterns_count_with_their_context_word(pf: PhiFilter, text: str,
+                                                     expected: str) -> None:
+    assert pf.filter_text(text, "phi") == (expected, True)
+
+
+def test_field_names_are_context(pf: PhiFilter) -> None:
+    data = {"drivers_license": "D1234567", "passport_number": "912803456",
+            "phone_number": "6175550199", "asset_serial": "D1234567"}
+    out, _ = pf.filter_data(data, "phi")
+    assert out == {"drivers_license": "<US_DRIVER_LICENSE>", "passport_number": "<US_PASSPORT>",
+                   "phone_number": "<PHONE_NUMBER>", "asset_serial": "D1234567"}
 
 
 # --- batching -----------------------------------------------------------------------------

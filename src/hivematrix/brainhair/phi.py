@@ -518,6 +518,14 @@ def _outside_allowed(text: str, r: RecognizerResult,
     return (start, end) if end > start else None
 
 
+def _not_a_date(r: RecognizerResult, span: str) -> bool:
+    """A relative time ("yesterday", "last week"), or a bare number the model took for a
+    date ("123456789", "12345"; an 8-digit run may be YYYYMMDD and stays a date)."""
+    if _is_relative_time(span):
+        return True
+    return _from_model(r) and span.isdigit() and len(span) != 8
+
+
 def _from_model(r: RecognizerResult) -> bool:
     """True for spans the statistical model (or a name it found) produced, which lose
     against a pattern's match on the same characters (an IP address is no date)."""
@@ -531,7 +539,7 @@ def _resolve(text: str, results: list[RecognizerResult],
     (patterns before the model, then the higher score, then the longer span)."""
     kept: list[RecognizerResult] = []
     for r in results:
-        if r.entity_type == "DATE_TIME" and _is_relative_time(text[r.start:r.end]):
+        if r.entity_type == "DATE_TIME" and _not_a_date(r, text[r.start:r.end]):
             continue
         span = _outside_allowed(text, r, allowed)
         if span is None:
