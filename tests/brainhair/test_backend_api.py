@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -30,10 +31,12 @@ class Executor:
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, dict[str, Any]]] = []
+        self.threads: set[int] = set()
         self.approve = threading.Event()
 
     def __call__(self, name: str, tool_input: dict[str, Any]) -> ToolResult:
         self.calls.append((name, tool_input))
+        self.threads.add(threading.get_ident())
         if name == "rename_company":
             if not self.approve.wait(10):
                 return ToolResult("denied", is_error=True)
@@ -77,6 +80,7 @@ def test_tool_loop_until_end_turn() -> None:
     assert events[start].tool == "get_company" and events[start].input == {"name": "Acme"}
     assert json.loads(events[end].output)["account"] == "620547"
     assert executor.calls == [("get_company", {"name": "Acme"})]
+    assert executor.threads == {threading.get_ident()}  # tools run in the turn's thread
     # The requests: our tools as schemas, the history, then the tool result.
     first, second = fake.requests
     assert first["model"] == "claude-test-model" and first["stream"] is True
@@ -142,6 +146,17 @@ def test_stop_ends_the_turn_before_the_next_request() -> None:
         events = _run(_backend(url), Stopping(), should_stop=stop.is_set)
     assert len(fake.requests) == 1
     assert "never sent" not in _text(events)
+
+
+def test_stop_is_heard_while_the_api_has_not_answered() -> None:
+    fake = FakeAnthropic(replies=[{"delay": 3, "blocks": [{"text": "too late"}]}])
+    stop = threading.Event()
+    threading.Timer(0.3, stop.set).start()
+    with serve(fake) as url:
+        started = time.monotonic()
+        events = _run(_backend(url), Executor(), should_stop=stop.is_set)
+        elapsed = time.monotonic() - started
+    assert events == [] and elapsed < 1.5
 
 
 def test_api_errors_are_error_events() -> None:

@@ -14,12 +14,14 @@ the ``stop_reason`` and ``message_stop``.
 Replies come from the scenario, one per request: a list of blocks, ``{"text": ...}``,
 ``{"text_from_result": template}`` (``{field}`` from the JSON of the request's last
 tool_result), ``{"echo_user": true}`` or ``{"tool": name, "input": {...}}``; or
-``{"error": status, "type": error_type}``.
+``{"error": status, "type": error_type}``; or ``{"delay": seconds, "blocks": [...]}`` (the
+answer starts only after the delay).
 """
 
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -146,6 +148,9 @@ class FakeAnthropic:
             if not self.replies:
                 return _error(500, "api_error", "the scenario has no reply left")
             reply = self.replies.pop(0)
+            if isinstance(reply, dict) and "delay" in reply:  # a slow first byte
+                time.sleep(float(reply["delay"]))
+                reply = reply["blocks"]
             if isinstance(reply, dict) and "error" in reply:
                 return _error(int(reply["error"]), str(reply.get("type", "api_error")),
                               str(reply.get("message", "scenario error")))

@@ -8,6 +8,9 @@ for the CLI. The API key is the service's own setting and goes nowhere else.
 
 from __future__ import annotations
 
+import contextlib
+import queue
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
@@ -25,6 +28,8 @@ from hivematrix.brainhair.tools.base import Tool
 
 #: Requests in one turn before the loop gives up (a model calling tools without end).
 MAX_ROUNDS = 25
+#: How often a turn looks at ``should_stop`` while a reply streams.
+TICK_SECONDS = 0.1
 
 
 def api_messages(history: Sequence[HistoryMessage], message: str) -> list[dict[str, Any]]:
@@ -61,6 +66,60 @@ def _explain(exc: anthropic.AnthropicError) -> str:
     if isinstance(exc, anthropic.APIStatusError):
         return f"The Anthropic API answered {exc.status_code}: {exc.message}"
     return f"The Anthropic API failed: {exc}"
+
+
+class _Reply:
+    """One streamed request, read by a thread so ``should_stop`` is heard within a tick even
+    while the API has not answered yet; closing it closes the stream."""
+
+    def __init__(self, client: anthropic.Anthropic, request: dict[str, Any]) -> None:
+        self._client = client
+        self._request = dict(request, messages=list(request["messages"]))
+        self._queue: queue.Queue[tuple[str, Any]] = queue.Queue()
+        self._stream: Any = None
+        self._closed = threading.Event()
+        self.final: Any = None
+        self.error: anthropic.AnthropicError | None = None
+
+    def _read(self) -> None:
+        try:
+            with self._client.messages.stream(**cast(Any, self._request)) as stream:
+                self._stream = stream
+                if self._closed.is_set():
+                    return
+                for event in stream:
+                    if event.type == "text" and event.text:
+                        self._queue.put(("text", event.text))
+                self._queue.put(("final", stream.get_final_message()))
+        except anthropic.AnthropicError as exc:
+            self._queue.put(("error", exc))
+        except Exception as exc:  # a stream closed under the reader after a stop, say
+            self._queue.put(("error", anthropic.AnthropicError(str(exc))))
+
+    def follow(self, should_stop: StopRequested) -> Iterator[Event]:
+        threading.Thread(target=self._read, name="brainhair-anthropic", daemon=True).start()
+        while True:
+            if should_stop():
+                return
+            try:
+                kind, item = self._queue.get(timeout=TICK_SECONDS)
+            except queue.Empty:
+                continue
+            if kind == "text":
+                yield Event(kind="text", text=item)
+            elif kind == "final":
+                self.final = item
+                return
+            else:
+                self.error = item
+                return
+
+    def close(self) -> None:
+        self._closed.set()
+        stream = self._stream
+        if stream is not None and self.final is None:
+            with contextlib.suppress(Exception):
+                stream.close()
 
 
 @dataclass
@@ -103,33 +162,33 @@ class AnthropicBackend:
         offered = {tool.name for tool in tools}
         messages = api_messages(history, message)
         request: dict[str, Any] = {"model": self.model, "max_tokens": self.max_tokens,
-                                   "system": system_prompt}
+                                   "system": system_prompt, "messages": messages}
         if tools:
             request["tools"] = tool_schemas(tools)
-        try:
-            for _round in range(MAX_ROUNDS):
-                with client.messages.stream(messages=cast(Any, messages), **request) as stream:
-                    for event in stream:
-                        if should_stop():
-                            return
-                        if event.type == "text" and event.text:
-                            yield Event(kind="text", text=event.text)
-                    final = stream.get_final_message()
-                content = [block.model_dump(include={"type", "text", "id", "name", "input"})
-                           for block in final.content if block.type in ("text", "tool_use")]
-                messages.append({"role": "assistant", "content": content})
-                if final.stop_reason == "max_tokens":
-                    yield Event(kind="status", text="The reply reached its length limit.")
-                if final.stop_reason != "tool_use":
-                    return
-                results: list[dict[str, Any]] = []
-                yield from self._run_tools(final.content, execute, offered, results)
-                if should_stop():
-                    return
-                messages.append({"role": "user", "content": results})
-        except anthropic.AnthropicError as exc:
-            yield Event(kind="error", text=_explain(exc))
-            return
+        for _round in range(MAX_ROUNDS):
+            reply = _Reply(client, request)
+            try:
+                yield from reply.follow(should_stop)
+            finally:
+                reply.close()
+            if reply.error is not None:
+                yield Event(kind="error", text=_explain(reply.error))
+                return
+            final = reply.final
+            if final is None:  # stopped
+                return
+            content = [block.model_dump(include={"type", "text", "id", "name", "input"})
+                       for block in final.content if block.type in ("text", "tool_use")]
+            messages.append({"role": "assistant", "content": content})
+            if final.stop_reason == "max_tokens":
+                yield Event(kind="status", text="The reply reached its length limit.")
+            if final.stop_reason != "tool_use":
+                return
+            results: list[dict[str, Any]] = []
+            yield from self._run_tools(final.content, execute, offered, results)
+            if should_stop():
+                return
+            messages.append({"role": "user", "content": results})
         yield Event(kind="error", text=f"The model kept calling tools ({MAX_ROUNDS} rounds); "
                     "the turn was stopped.")
 
