@@ -163,6 +163,9 @@ def test_filter_none_is_for_admins_only_and_audited(make_app: Callable[..., Flas
     assert user.content == "Show me Mary Jones" and user.filter_level == "none"
     assert not reply.was_filtered and reply.filter_level == "none"
     assert ("filter.none", "user-admin-user") in audit(app)
+    trail = client.get("/api/audit?event=filter.none", headers=admin).get_json()
+    assert trail["total"] == 1 and trail["events"][0]["session_id"] == started["session_id"]
+    assert client.get("/api/audit", headers=as_user("technician")).status_code == 403
 
 
 def test_client_users_and_services_are_refused(client: FlaskClient, as_user: Headers,

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from hivematrix.brainhair.errors import BrainhairError, not_found
@@ -164,3 +164,21 @@ def to_dict(approval: Approval) -> dict[str, Any]:
             "created_at": approval.created_at.isoformat(),
             "expires_at": approval.expires_at.isoformat(),
             "decided_at": approval.decided_at.isoformat() if approval.decided_at else None}
+
+
+def audit_trail(db: Session, *, event: str | None = None, limit: int = 50,
+                offset: int = 0) -> tuple[list[AuditEvent], int]:
+    """The audit trail, newest first (admins read it)."""
+    query = select(AuditEvent)
+    if event:
+        query = query.where(AuditEvent.event == event)
+    total = db.scalar(select(func.count()).select_from(query.subquery())) or 0
+    rows = db.scalars(query.order_by(AuditEvent.at.desc(), AuditEvent.id.desc())
+                      .limit(limit).offset(offset))
+    return list(rows), int(total)
+
+
+def audit_dict(row: AuditEvent) -> dict[str, Any]:
+    return {"id": row.id, "at": row.at.isoformat(), "actor": row.actor, "event": row.event,
+            "session_id": row.session_id, "approval_id": row.approval_id,
+            "details": row.details}

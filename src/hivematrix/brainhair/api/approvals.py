@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from apiflask import APIBlueprint
+from flask import request
 
 from hivematrix.brainhair import approvals
-from hivematrix.brainhair.api import STAFF, current_user, json_body, refusals
+from hivematrix.brainhair.api import STAFF, current_user, json_body, query_int, refusals
 from hivematrix.brainhair.errors import BrainhairError
 from hivematrix.common.auth import permission_required
 from hivematrix.common.db import get_session
@@ -61,3 +62,19 @@ def decide(approval_id: str) -> Any:
         raise
     db.commit()
     return approvals.to_dict(approval)
+
+
+@bp.get("/api/audit")
+@bp.doc(summary="The audit trail: approvals requested, decided and expired; filter=none",
+        description="Admins only. `event` (e.g. `approval.denied`, `filter.none`), `limit` "
+                    "(1 to 200, default 50), `offset`; newest first. Answers "
+                    "`{events, total, limit, offset}`.")
+@permission_required("admin")
+@refusals
+def audit_trail() -> Any:
+    limit = query_int("limit", 50, 1, 200)
+    offset = query_int("offset", 0, 0, 10**9)
+    event = request.args.get("event", "").strip()[:50] or None
+    rows, total = approvals.audit_trail(get_session(), event=event, limit=limit, offset=offset)
+    return {"events": [approvals.audit_dict(row) for row in rows], "total": total,
+            "limit": limit, "offset": offset}
