@@ -121,3 +121,17 @@ def test_purge_removes_old_finished_responses_only(brainhair_db: Database) -> No
         with pytest.raises(BrainhairError):
             buffer.get(db, old, "user-ann")
         assert buffer.get(db, running, "user-ann").status == "running"
+
+
+def test_a_long_reply_is_read_in_pages_and_done_only_on_the_last(brainhair_db: Database) -> None:
+    _, response_id = new_response(brainhair_db)
+    with brainhair_db.transaction() as db:
+        for number in range(buffer.MAX_READ + 3):
+            buffer.append(db, response_id, "text", {"text": str(number)})
+        buffer.finish(db, response_id, "done")
+    with brainhair_db.transaction() as db:
+        first = buffer.poll(db, response_id, "user-ann", 0)
+        second = buffer.poll(db, response_id, "user-ann", first["offset"])
+    assert len(first["chunks"]) == buffer.MAX_READ and first["done"] is False
+    assert [c["text"] for c in second["chunks"]] == [str(n) for n in range(500, 503)]
+    assert second["done"] is True and second["offset"] == buffer.MAX_READ + 3
