@@ -519,3 +519,36 @@ def test_during_a_rebuild_the_old_index_answers_without_waiting(tmp_path: Path) 
         rebuilding.join(30)
     assert [item for item, _ in index.search(index.words("curlew")).hits] == ["new"]
     assert index.search(index.words("marsh")).total == 0
+
+
+def test_at_start_an_index_that_missed_writes_is_rebuilt(falkordb_server: FalkorDBServer,
+                                                         tmp_path: Path) -> None:
+    """A process that wrote the graph and died before updating the index: the next process
+    to start finds other numbers of items in the two and rebuilds, the old index answering
+    meanwhile."""
+    graph = f"kt-{uuid.uuid4().hex}"
+    config = {"KT_GRAPH_URL": f"falkordb://127.0.0.1:{falkordb_server.port}/{graph}",
+              "KT_GRAPH_TIMEOUT": 10.0, "KT_FILES_DIR": str(tmp_path / "files"),
+              "KT_SEARCH_DIR": str(tmp_path / "search"), "HIVEMATRIX_HOME": str(tmp_path)}
+    store = FalkorDBStore(port=falkordb_server.port, graph=graph)
+    try:
+        tree = indexed(store, tmp_path)
+        tree.create(ROOT_ID, "Skua", "article", by=BY, content="storm")
+        # Written to the graph the way the model does, but the index never told.
+        store.write("MATCH (root:ContextItem {id: $root}) "
+                    "CREATE (root)-[:PARENT_OF]->(:ContextItem {id: 'lost', name: 'Tern', "
+                    "name_key: 'tern', sibling_key: 'root/tern', type: 'article', "
+                    "content: 'storm', content_format: 'markdown', metadata: '{}'})",
+                    {"root": ROOT_ID})
+        assert tree.search("storm").total == 1  # the index does not know it yet
+        holder = TreeHolder(config)
+        try:
+            holder.tree()
+            holder.wait_for_rebuild(60)
+            assert holder.last_rebuild is not None and holder.last_rebuild["items"] == 3
+            assert set(hits(tree, "storm")) == {"lost", *hits(tree, "skua")}
+        finally:
+            holder.close()
+    finally:
+        store.drop_all()
+        store.close()

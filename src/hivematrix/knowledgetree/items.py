@@ -1162,6 +1162,11 @@ class KnowledgeTree:
 
     # -- counts ----------------------------------------------------------------------------
 
+    def item_count(self) -> int:
+        """Every item, root included: what a complete search index holds."""
+        rows = self.store.query("MATCH (item:ContextItem) RETURN count(item) AS n")
+        return int(rows[0]["n"]) if rows else 0
+
     def counts(self) -> dict[str, int]:
         rows = self.store.query(
             "MATCH (item:ContextItem) RETURN item.type AS type, count(item) AS n")

@@ -234,6 +234,7 @@ class TreeHolder:
         if self._tree is not None:
             return self._tree
         store = self.store
+        first = False
         with self._lock:
             if self._tree is None:
                 tree = KnowledgeTree(store, self.files_dir, self.search_index)
@@ -243,11 +244,32 @@ class TreeHolder:
                 store.ensure_schema(ACCOUNT_SCHEMA)
                 tree.rebuild_due = self.rebuild_in_background
                 self._tree = tree
+                first = True
             ready = self._tree
-        if (self.rebuild_on_start and self.search_index is not None
-                and self.search_index.state() != "ready"):
-            self.rebuild_in_background()
+        if first and self.rebuild_on_start:
+            self._check_index(ready)
         return ready
+
+    def _check_index(self, tree: KnowledgeTree) -> None:
+        """At start: not ready means a rebuild (searches use the graph meanwhile); ready but
+        holding another number of items than the graph (a process that died between its
+        graph write and the index update, a graph restored from a backup) means a rebuild
+        too, while the index keeps answering."""
+        index = self.search_index
+        if index is None:
+            return
+        if index.state() != "ready":
+            self.rebuild_in_background()
+            return
+        try:
+            items = tree.item_count()
+        except GraphError:
+            return
+        documents = index.count()
+        if documents != items:
+            log.warning("the search index holds %d items, the graph %d: rebuilding it",
+                        documents, items)
+            self.rebuild_in_background(force=True)
 
     def rebuild_in_background(self, *, force: bool = False) -> bool:
         """Start rebuilding the search index from the graph in a thread, unless one runs or
