@@ -552,3 +552,27 @@ def test_at_start_an_index_that_missed_writes_is_rebuilt(falkordb_server: Falkor
     finally:
         store.drop_all()
         store.close()
+
+
+def test_a_rebuild_that_fails_degrades_health_and_search_keeps_the_graph(
+        falkordb_server: FalkorDBServer, tmp_path: Path) -> None:
+    graph = f"kt-{uuid.uuid4().hex}"
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("a file where the index should go", encoding="utf-8")
+    config = {"KT_GRAPH_URL": f"falkordb://127.0.0.1:{falkordb_server.port}/{graph}",
+              "KT_GRAPH_TIMEOUT": 10.0, "KT_FILES_DIR": str(tmp_path / "files"),
+              "KT_SEARCH_DIR": str(blocked), "HIVEMATRIX_HOME": str(tmp_path)}
+    holder = TreeHolder(config)
+    try:
+        tree = holder.tree()
+        holder.wait_for_rebuild(60)
+        note = tree.create(ROOT_ID, "Shearwater", "article", by=BY, content="ocean")
+        assert hits(tree, "ocean") == [note.id]  # from the graph
+        health = holder.search_health()
+        assert health.status == "degraded"
+        assert health.details["search_index"] == "missing"
+        assert health.details["rebuilding"] is False
+        assert "error" in health.details["last_rebuild"]
+    finally:
+        holder.store.drop_all()
+        holder.close()

@@ -329,10 +329,12 @@ class TreeHolder:
         return details
 
     def search_health(self) -> Check:
-        """The search index: ready (or turned off) is healthy; anything else degrades the
-        service (searches still answer, from the graph, more slowly) until it is rebuilt."""
+        """The search index: ready (or turned off) is healthy, and so is a rebuild under way
+        (searches answer from the graph meanwhile; Helm waits for healthy before it calls a
+        service started, and a large tree takes a while). Not ready with no rebuild running
+        (the last one failed) degrades the service."""
         details = self.search_status()
-        healthy = details["search_index"] in ("ready", "disabled")
+        healthy = details["search_index"] in ("ready", "disabled") or details["rebuilding"]
         return Check("healthy" if healthy else "degraded", details)
 
     def health(self) -> Check:
