@@ -238,6 +238,13 @@ def test_account_numbers_known_in_the_data_survive_in_its_free_text(pf: PhiFilte
     assert alone == "Please invoice 620547 separately."
 
 
+def test_plan_names_survive(pf: PhiFilter) -> None:
+    out, _ = pf.filter_data({"billing_plan": "Sterling", "notes": [
+        "Account 920054 is on the Gold plan.", "Moved from Sterling to Platinum tier."]}, "phi")
+    assert out["notes"] == ["Account 920054 is on the Gold plan.",
+                            "Moved from Sterling to Platinum tier."]
+
+
 def test_sensitive_values_are_not_protected_by_the_allow_list(pf: PhiFilter) -> None:
     out, changed = pf.filter_text(
         "Mail jane.doe@acme-dc01.com, SSN 078-05-1120, card 4111 1111 1111 1111.", "phi")

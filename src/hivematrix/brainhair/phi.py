@@ -111,6 +111,10 @@ PERSON_KEYS = frozenset({
 #: take a lone "Marcus" for a place).
 FIRST_NAME_KEYS = frozenset({"first_name", "given_name", "firstname", "forename"})
 
+#: Keys naming a billing plan: its name is protected wherever the call's free text quotes it
+#: (plan names are the MSP's products, never a person's).
+PLAN_KEYS = frozenset({"billing_plan", "plan", "plan_name"})
+
 #: Free-text spans no recogniser may replace.
 ALLOW_PATTERNS: tuple[re.Pattern[str], ...] = (
     # Ticket references: "#12345".
@@ -122,6 +126,8 @@ ALLOW_PATTERNS: tuple[re.Pattern[str], ...] = (
     re.compile(r"\b[A-Za-z]{2,}[A-Za-z0-9]*(?:-[A-Za-z0-9]+)+(?:\.[A-Za-z0-9-]+)*\b"),
     # Internal DNS names: fs01.acme.local, printer.corp.
     re.compile(r"\b[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.(?:local|lan|corp|internal|intra)\b"),
+    # Plan and tier names: "Gold plan", "Platinum tier" (the model takes "Gold" for a name).
+    re.compile(r"\b[A-Z][a-z]+(?= (?:[Pp]lan|[Tt]ier|[Pp]ackage|[Bb]undle)s?\b)"),
     # Numbers that the text itself calls an account or ticket number.
     re.compile(
         r"\b(?:account|acct|ticket|tkt|case|incident|request|invoice)s?"
@@ -539,6 +545,24 @@ def _outside_allowed(text: str, r: RecognizerResult,
     return (start, end) if end > start else None
 
 
+def _trim_person(text: str, start: int, end: int) -> tuple[int, int]:
+    """Drop lower-case words the model glued to a name ("call Marcus Murphy back" ->
+    "Marcus Murphy"), so they stay in the text instead of becoming the "last name"."""
+    words = [(m.start() + start, m.end() + start) for m in re.finditer(r"\S+", text[start:end])]
+
+    def capital(word: tuple[int, int]) -> bool:
+        letters = [c for c in text[word[0]:word[1]] if c.isalpha()]
+        return bool(letters) and letters[0].isupper()
+
+    if not any(capital(w) for w in words):
+        return start, end
+    while len(words) > 1 and not capital(words[-1]):
+        words.pop()
+    while len(words) > 1 and not capital(words[0]):
+        words.pop(0)
+    return words[0][0], words[-1][1]
+
+
 def _not_a_date(r: RecognizerResult, span: str) -> bool:
     """A relative time ("yesterday", "last week"), or a bare number the model took for a
     date ("123456789", "12345"; an 8-digit run may be YYYYMMDD and stays a date)."""
@@ -566,8 +590,10 @@ def _resolve(text: str, results: list[RecognizerResult],
         if span is None:
             continue
         r.start, r.end = span
-        if r.entity_type == "PERSON" and text[r.end:r.end + 1] == ".":
-            r.end += 1  # "John Smith." -> "John S." rather than "John S.."
+        if r.entity_type == "PERSON":
+            r.start, r.end = _trim_person(text, r.start, r.end)
+            if text[r.end:r.end + 1] == ".":
+                r.end += 1  # "John Smith." -> "John S." rather than "John S.."
         kept.append(r)
     kept.sort(key=lambda r: (_from_model(r), -r.score, -(r.end - r.start), r.start))
     chosen: list[RecognizerResult] = []
@@ -588,8 +614,9 @@ def _collect(node: Any, key: object, job: _Job) -> None:
             _collect(v, key, job)
     elif isinstance(node, str):
         if is_skipped_key(key):
-            term = _identifier_term(node)
-            if term and isinstance(key, str) and normalise_key(key) in IDENTIFIER_KEYS:
+            norm = normalise_key(key) if isinstance(key, str) else ""
+            term = node.strip() if norm in PLAN_KEYS else _identifier_term(node)
+            if term and (norm in IDENTIFIER_KEYS or norm in PLAN_KEYS):
                 job.terms.add(term)
             return
         norm = normalise_key(key) if isinstance(key, str) else ""
