@@ -74,5 +74,6 @@ def blueprints() -> list[Blueprint]:
     from hivematrix.brainhair.api.approvals import bp as approvals
     from hivematrix.brainhair.api.chat import bp as chat
     from hivematrix.brainhair.api.sessions import bp as sessions
+    from hivematrix.brainhair.pages import bp as pages
 
-    return [chat, sessions, approvals]
+    return [chat, sessions, approvals, pages]

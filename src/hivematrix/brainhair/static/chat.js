@@ -113,7 +113,8 @@
     } else if (kind === "tool") {
       const name = payload.tool || payload.name || "a tool";
       const phase = payload.phase || payload.state || "";
-      if (phase !== "end" && phase !== "done") reply.item.append(element("p", "chat__tool", `Using ${name}…`));
+      if (phase === "approval") reply.item.append(element("p", "chat__tool", `Waiting for your approval (${name})…`));
+      else if (phase !== "end") reply.item.append(element("p", "chat__tool", `Using ${name}…`));
     } else if (kind === "approval") {
       showApproval(payload);
     } else if (kind === "status") {
