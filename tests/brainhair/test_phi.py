@@ -188,10 +188,27 @@ def test_a_pattern_beats_the_model_on_the_same_characters(pf: PhiFilter) -> None
 
 
 @pytest.mark.parametrize("phone", ["555-123-4567", "(617) 555-0199", "617.555.0199",
-                                   "+1 617 555 0199", "+44 20 7946 0958"])
+                                   "+1 617 555 0199", "+44 20 7946 0958", "020 7946 0958",
+                                   "6175550199", "+49 30 901820"])
 def test_phone_shapes(pf: PhiFilter, phone: str) -> None:
     assert pf.filter_text(f"Call back on {phone} today.", "phi") == (
         "Call back on <PHONE_NUMBER> today.", True)
+
+
+@pytest.mark.parametrize(("candidate", "needed"), [
+    ("617-555-0199", False), ("(617) 555-0199", False), ("10.65.145.234", False),
+    ("12345", False), ("6175550199", True), ("020 7946 0958", True), ("+44 20 7946 0958", True),
+])
+def test_the_phone_library_runs_only_for_shapes_the_patterns_do_not_cover(
+        candidate: str, needed: bool) -> None:
+    assert phi._needs_phone_library(candidate) is needed
+
+
+def test_lower_case_words_glued_to_a_name_stay() -> None:
+    text = "please call Marcus Murphy back"
+    start, end = phi._trim_person(text, len("please "), len(text))
+    assert text[start:end] == "Marcus Murphy"
+    assert phi._trim_person("anne o'neil", 0, 11) == (0, 11)
 
 
 # --- identifiers survive ------------------------------------------------------------------
