@@ -11,6 +11,7 @@ import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -262,6 +263,16 @@ def test_plan_names_survive(pf: PhiFilter) -> None:
                             "Moved from Sterling to Platinum tier."]
 
 
+def test_dates_do_not_pass_for_identifiers(pf: PhiFilter) -> None:
+    out, _ = pf.filter_text("Opened Mar-03-2026 as request 2026-03-01.", "phi")
+    assert "Mar-03" not in out, "a month's name makes it no hostname"
+    assert out.endswith("as request <DATE_TIME>."), "no account-number-like span in a date"
+    # A phone number in a {"type", "number"} pair is a phone number.
+    data = {"phones": [{"type": "mobile", "number": "617-555-0199"}]}
+    assert pf.filter_data(data, "phi") == (
+        {"phones": [{"type": "mobile", "number": "<PHONE_NUMBER>"}]}, True)
+
+
 def test_sensitive_values_are_not_protected_by_the_allow_list(pf: PhiFilter) -> None:
     out, changed = pf.filter_text(
         "Mail jane.doe@acme-dc01.com, SSN 078-05-1120, card 4111 1111 1111 1111.", "phi")
@@ -448,6 +459,30 @@ def test_long_text_is_filtered_in_pieces(pf: PhiFilter) -> None:
 
 def test_get_filter_is_one_per_process() -> None:
     assert get_filter() is get_filter()
+
+
+def test_concurrent_calls_from_threads_give_the_sequential_results(pf: PhiFilter) -> None:
+    batches = [[t["description"] for t in _tickets(40)[i::4]] for i in range(4)]
+    expected = [pf.filter_many(batch, "phi") for batch in batches]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        for _ in range(2):
+            got = list(pool.map(lambda b: pf.filter_many(b, "phi"), batches))
+            assert got == expected
+
+
+def test_the_filter_is_built_once_under_concurrent_first_use() -> None:
+    code = textwrap.dedent("""
+        from concurrent.futures import ThreadPoolExecutor
+        from hivematrix.brainhair import phi
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            filters = list(pool.map(lambda _: phi.get_filter(), range(8)))
+        assert len({id(f) for f in filters}) == 1
+        print(filters[0].filter_text("John Smith", "phi")[0])
+    """)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip().splitlines()[-1] == "John S."
 
 
 # --- no network ---------------------------------------------------------------------------

@@ -74,7 +74,7 @@ PROCESSES_ENV = "HIVEMATRIX_PHI_PROCESSES"
 #: Keys (after camelCase -> snake_case, lower-cased) whose string values are identifiers,
 #: enumerations or operational timestamps: passed through untouched, never analysed.
 SKIP_KEYS = frozenset({
-    "id", "uuid", "guid", "key", "slug", "number", "ticket_number", "account_number",
+    "id", "uuid", "guid", "key", "slug", "ticket_number", "account_number",
     "company_account_number", "asset_number", "asset_tag", "serial_number", "invoice_number",
     "order_number", "po_number", "external_id", "hostname", "host_name", "device_name",
     "computer_name", "device_type", "os", "os_version", "status", "state", "priority",
@@ -85,13 +85,14 @@ SKIP_KEYS = frozenset({
     "vendor", "vendor_name", "manufacturer", "model",
 })
 #: Key suffixes with the same meaning: ``*_id`` / ``*_ids`` / ``*_uuid`` (references),
-#: ``*_at`` (timestamps such as ``created_at``), ``*_count``. Deliberately not ``*_number``
-#: (``phone_number``) nor ``*_date`` (``birth_date``).
+#: ``*_at`` (timestamps such as ``created_at``), ``*_count``. Deliberately not ``number``
+#: (``{"type": "mobile", "number": ...}``), ``*_number`` (``phone_number``) nor ``*_date``
+#: (``birth_date``).
 SKIP_SUFFIXES = ("_id", "_ids", "_uuid", "_at", "_count")
 #: Keys whose values are collected as identifiers and then protected in every free text of
 #: the same call (an account number quoted in a ticket's description survives).
 IDENTIFIER_KEYS = frozenset({
-    "account_number", "company_account_number", "ticket_number", "number", "hostname",
+    "account_number", "company_account_number", "ticket_number", "hostname",
     "host_name", "device_name", "computer_name", "asset_tag", "asset_number", "serial_number",
 })
 
@@ -123,7 +124,10 @@ ALLOW_PATTERNS: tuple[re.Pattern[str], ...] = (
     re.compile(r"\b[A-Z]{2,8}-\d{1,12}\b"),
     # Hostnames and asset tags: ACME-DC01, WS-0042, acme-fs01, NYC-SW-CORE-2 (two letters or
     # more before the first hyphen, a digit somewhere, optional DNS suffix).
-    re.compile(r"\b[A-Za-z]{2,}[A-Za-z0-9]*(?:-[A-Za-z0-9]+)+(?:\.[A-Za-z0-9-]+)*\b"),
+    # A month's name before the hyphen makes it a date instead ("Mar-03-2026").
+    re.compile(r"\b(?!(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*-\d)"
+               r"[A-Za-z]{2,}[A-Za-z0-9]*(?:-[A-Za-z0-9]+)+(?:\.[A-Za-z0-9-]+)*\b",
+               re.IGNORECASE),
     # Internal DNS names: fs01.acme.local, printer.corp.
     re.compile(r"\b[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.(?:local|lan|corp|internal|intra)\b"),
     # Plan and tier names: "Gold plan", "Platinum tier" (the model takes "Gold" for a name).
@@ -131,7 +135,7 @@ ALLOW_PATTERNS: tuple[re.Pattern[str], ...] = (
     # Numbers that the text itself calls an account or ticket number.
     re.compile(
         r"\b(?:account|acct|ticket|tkt|case|incident|request|invoice)s?"
-        r"(?:\s*(?:#|no\.?|num(?:ber)?|id))?\s*[:#]?\s*\d{3,12}\b",
+        r"(?:\s*(?:#|no\.?|num(?:ber)?|id))?\s*[:#]?\s*\d{3,12}\b(?![-/.]\d)",
         re.IGNORECASE,
     ),
 )
