@@ -497,6 +497,8 @@ NO_NETWORK_SCRIPT = textwrap.dedent("""
     socket.socket.connect_ex = refuse
     socket.create_connection = refuse
     socket.getaddrinfo = refuse
+    if sys.argv[1:] == ["tldextract-first"]:
+        import tldextract  # imported before the filter, without our environment variable
     from hivematrix.brainhair.phi import get_filter
     import tldextract.tldextract as tld
     out = get_filter().filter_text("Write to jane.doe@example.co.uk or ops@acme.com.au", "phi")
@@ -505,13 +507,14 @@ NO_NETWORK_SCRIPT = textwrap.dedent("""
 """)
 
 
-def test_the_filter_makes_no_network_call(tmp_path: Path) -> None:
+@pytest.mark.parametrize("order", ["filter-first", "tldextract-first"])
+def test_the_filter_makes_no_network_call(tmp_path: Path, order: str) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TLDEXTRACT")}
     # An empty tldextract cache: a filter that needed the public suffix list would fetch it.
     env["TLDEXTRACT_CACHE"] = str(tmp_path / "tld-cache")
     env["HOME"] = str(tmp_path)
     env["XDG_CACHE_HOME"] = str(tmp_path / "cache")
-    proc = subprocess.run([sys.executable, "-c", NO_NETWORK_SCRIPT], env=env,
+    proc = subprocess.run([sys.executable, "-c", NO_NETWORK_SCRIPT, order], env=env,
                           capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 0, proc.stderr[-2000:]
     result = json.loads(proc.stdout.strip().splitlines()[-1])
