@@ -576,3 +576,26 @@ def test_a_rebuild_that_fails_degrades_health_and_search_keeps_the_graph(
     finally:
         holder.store.drop_all()
         holder.close()
+
+
+def test_a_batch_commits_once_at_its_end(indexed_tree: KnowledgeTree,
+                                         tmp_path: Path) -> None:
+    tree = indexed_tree
+    other = SearchIndex(tmp_path / "search")  # as another process sees the folder
+    meta = tmp_path / "search" / "meta.json"
+    before = meta.read_bytes()
+    with tree.search_batch():
+        folder = tree.create(ROOT_ID, "Batch", "folder", by=BY)
+        with tree.search_batch():  # nested: still one commit, at the outer end
+            notes = [tree.create(folder.id, f"Wren {n}", "article", by=BY, content="hedge")
+                     for n in range(5)]
+        tree.update(notes[0].id, by=BY, name="Robin")
+        tree.move(notes[1].id, ROOT_ID, by=BY)
+        tree.delete(notes[2].id, by=BY)
+        assert meta.read_bytes() == before  # nothing committed yet
+        assert other.search(other.words("hedge")).total == 0
+    assert meta.read_bytes() != before
+    assert other.search(other.words("hedge")).total == 4
+    assert other.search(other.words("hedge"), start_id=folder.id).total == 3
+    assert [item for item, _ in other.search(other.words("robin")).hits] == [notes[0].id]
+    agrees(tree, ["hedge", "wren", "robin", "batch"], [ROOT_ID, folder.id])
