@@ -599,3 +599,26 @@ def test_a_batch_commits_once_at_its_end(indexed_tree: KnowledgeTree,
     assert other.search(other.words("hedge"), start_id=folder.id).total == 3
     assert [item for item, _ in other.search(other.words("robin")).hits] == [notes[0].id]
     agrees(tree, ["hedge", "wren", "robin", "batch"], [ROOT_ID, folder.id])
+
+
+def test_an_index_of_another_version_is_stale_untouched_and_rebuilt(tmp_path: Path) -> None:
+    from hivematrix.knowledgetree.search_index import (
+        VERSION_FILE,
+        Changes,
+        IndexDoc,
+        SearchIndexError,
+    )
+
+    folder = tmp_path / "search"
+    index = SearchIndex(folder)
+    first = [IndexDoc("root", "KnowledgeTree", "knowledgetree", "", ()),
+             IndexDoc("a", "Dipper", "dipper", "stream", ("root",))]
+    index.rebuild(lambda: first)
+    (folder / VERSION_FILE).write_text("0\n", encoding="utf-8")  # an older release's index
+    assert index.state() == "stale"
+    with pytest.raises(SearchIndexError, match="stale"):
+        index.search(index.words("dipper"))
+    assert index.write(lambda: Changes(docs=first)) is False  # left for the rebuild
+    assert index.rebuild(lambda: first[:1]) == 1
+    assert index.state() == "ready" and index.count() == 1
+    assert (folder / VERSION_FILE).read_text(encoding="utf-8").strip() != "0"

@@ -318,15 +318,15 @@ class SearchIndex:
     def write(self, produce: Callable[[], Changes]) -> bool:
         """Apply what ``produce`` says, calling it while holding the writer lock, so it reads
         the graph's state after every earlier writer's commit. False when there is no index
-        to update (a rebuild will read the graph anyway).
+        of this version to update (a rebuild will read the graph anyway).
 
         A failure marks the index stale (searches fall back, a rebuild is due) and is
         re-raised; the graph write it follows has happened regardless.
         """
         try:
             with self._writer_lock():
-                if self.state() == "missing":
-                    return False
+                if self.state() == "missing" or self._version() != VERSION:
+                    return False  # never built, or of another schema: a rebuild is due
                 self._commit(produce())
                 return True
         except Exception as exc:
