@@ -997,12 +997,14 @@ class KnowledgeTree:
                 return
             after = rows[-1]["id"]
 
-    def rebuild_search_index(self, *, only_if_needed: bool = False) -> int | None:
+    def rebuild_search_index(self, *, only_if_needed: bool = False,
+                             skip_if: Callable[[], bool] | None = None) -> int | None:
         """Build the search index from the graph (every document replaced in one commit);
-        how many items it holds, or None when ``only_if_needed`` found it ready."""
+        how many items it holds, or None when skipped (see :meth:`SearchIndex.rebuild`)."""
         if self.search_index is None:
             raise KnowledgeError("no search index is configured")
-        return self.search_index.rebuild(self.search_documents, only_if_needed=only_if_needed)
+        return self.search_index.rebuild(self.search_documents, only_if_needed=only_if_needed,
+                                         skip_if=skip_if)
 
     def _paths(self, item_ids: list[str]) -> dict[str, list[Crumb]]:
         """For each item, the folders from root down to its parent, in one query walking up

@@ -29,6 +29,7 @@ import logging
 import os
 import shutil
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -334,14 +335,18 @@ class SearchIndex:
             raise
 
     def rebuild(self, produce: Callable[[], Iterable[IndexDoc]], *,
-                only_if_needed: bool = False) -> int | None:
+                only_if_needed: bool = False,
+                skip_if: Callable[[], bool] | None = None) -> int | None:
         """Replace every document by what ``produce`` yields (read under the writer lock: a
         write of any process waits until it is done, then applies on top), in one commit, so
         searches see the old index or the new one. Clears the stale marker unless another
-        failure was marked meanwhile. With ``only_if_needed``, does nothing (None) when the
-        index is ready by the time the lock is held (another process rebuilt it)."""
+        failure was marked meanwhile. Does nothing (None) when, by the time the lock is held,
+        ``only_if_needed`` finds the index ready or ``skip_if()`` says so (another process
+        rebuilt it meanwhile)."""
         with self._writer_lock():
             if only_if_needed and self.state() == "ready":
+                return None
+            if skip_if is not None and skip_if():
                 return None
             marker = self._marker()
             if self._version() != VERSION and (self.directory / _META).exists():
@@ -354,6 +359,13 @@ class SearchIndex:
             if marker is not None and self._marker() == marker:
                 (self.directory / STALE_MARKER).unlink(missing_ok=True)
             return added
+
+    def rebuilt_seconds_ago(self) -> float | None:
+        """Seconds since the last rebuild finished (in any process), None if never."""
+        try:
+            return time.time() - (self.directory / VERSION_FILE).stat().st_mtime
+        except OSError:
+            return None
 
     def _discard_files(self) -> None:
         """An index of another schema version: remove it (the lock file stays)."""

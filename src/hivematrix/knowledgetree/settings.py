@@ -17,7 +17,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -194,6 +194,9 @@ log = logging.getLogger("hivematrix.knowledgetree.settings")
 
 #: Seconds between two background rebuilds a process starts on its own.
 REBUILD_PAUSE = 30.0
+#: At start, a ready index whose number of items differs from the graph's is rebuilt unless
+#: a rebuild finished less than this many seconds ago.
+RECOUNT_PAUSE = 600.0
 
 
 class TreeHolder:
@@ -261,21 +264,32 @@ class TreeHolder:
         if index.state() != "ready":
             self.rebuild_in_background()
             return
+        def differs() -> bool:
+            return index.count() != tree.item_count()
+
+        def recent() -> bool:
+            # Counts differ for a while whenever a write is between its graph statement and
+            # its index commit (a sync's company batch): workers starting together, or
+            # restarting, rebuild once per RECOUNT_PAUSE at most.
+            age = index.rebuilt_seconds_ago()
+            return age is not None and age < RECOUNT_PAUSE
+
         try:
-            items = tree.item_count()
+            if recent() or not differs():
+                return
         except GraphError:
             return
-        documents = index.count()
-        if documents != items:
-            log.warning("the search index holds %d items, the graph %d: rebuilding it",
-                        documents, items)
-            self.rebuild_in_background(force=True)
+        log.warning("the search index holds %d items, the graph %d: rebuilding it",
+                    index.count(), tree.item_count())
+        self.rebuild_in_background(force=True, skip_if=lambda: recent() or not differs())
 
-    def rebuild_in_background(self, *, force: bool = False) -> bool:
+    def rebuild_in_background(self, *, force: bool = False,
+                              skip_if: Callable[[], bool] | None = None) -> bool:
         """Start rebuilding the search index from the graph in a thread, unless one runs or
         (without ``force``) one started less than ``REBUILD_PAUSE`` seconds ago; True when one
         was started. Without ``force`` it does nothing once the lock is held and the index is
-        ready: other processes doing the same wait for the writer lock, then find it ready."""
+        ready: other processes doing the same wait for the writer lock, then find it ready;
+        ``skip_if`` is asked then too."""
         if self.search_index is None:
             return False
         tree = self.tree() if force else self._tree
@@ -287,16 +301,17 @@ class TreeHolder:
                            and time.monotonic() - self._last_rebuild < REBUILD_PAUSE):
                 return False
             self._last_rebuild = time.monotonic()
-            thread = threading.Thread(target=self._rebuild, args=(tree, not force),
+            thread = threading.Thread(target=self._rebuild, args=(tree, not force, skip_if),
                                       name="knowledgetree-search-rebuild", daemon=True)
             self._rebuilding = thread
         thread.start()
         return True
 
-    def _rebuild(self, tree: KnowledgeTree, only_if_needed: bool) -> None:
+    def _rebuild(self, tree: KnowledgeTree, only_if_needed: bool,
+                 skip_if: Callable[[], bool] | None) -> None:
         started = time.monotonic()
         try:
-            added = tree.rebuild_search_index(only_if_needed=only_if_needed)
+            added = tree.rebuild_search_index(only_if_needed=only_if_needed, skip_if=skip_if)
         except Exception as exc:  # a background thread: log it, searches keep the graph
             log.error("rebuilding the search index failed: %s", exc)
             self.last_rebuild = {"error": f"{type(exc).__name__}: {exc}"}
