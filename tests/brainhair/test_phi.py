@@ -273,6 +273,17 @@ def test_dates_do_not_pass_for_identifiers(pf: PhiFilter) -> None:
         {"phones": [{"type": "mobile", "number": "<PHONE_NUMBER>"}]}, True)
 
 
+def test_a_company_or_device_record_keeps_its_name(pf: PhiFilter) -> None:
+    data = [
+        {"account_number": "620547", "name": "Acme Dental", "compliance_level": "hipaa"},
+        {"hostname": "ACME-WS07", "name": "Reception Desk West", "os": "Windows 11"},
+        {"name": "Mary Jones", "email": "mary@example.com"},
+    ]
+    out, changed = pf.filter_data(data, "phi")
+    assert out[0] == data[0] and out[1] == data[1]
+    assert out[2] == {"name": "Mary J.", "email": "<EMAIL_ADDRESS>"} and changed
+
+
 def test_sensitive_values_are_not_protected_by_the_allow_list(pf: PhiFilter) -> None:
     out, changed = pf.filter_text(
         "Mail jane.doe@acme-dc01.com, SSN 078-05-1120, card 4111 1111 1111 1111.", "phi")

@@ -115,6 +115,13 @@ PERSON_KEYS = frozenset({
 #: take a lone "Marcus" for a place).
 FIRST_NAME_KEYS = frozenset({"first_name", "given_name", "firstname", "forename"})
 
+#: Keys that make a record a company's or a device's: its ``name`` is then not analysed.
+RECORD_MARKERS = frozenset({
+    "account_number", "company_account_number", "billing_plan", "compliance_level",
+    "hostname", "host_name", "device_type", "serial_number", "asset_tag", "os", "os_version",
+    "mac_address",
+})
+
 #: Keys naming a billing plan: its name is protected wherever the call's free text quotes it
 #: (plan names are the MSP's products, never a person's).
 PLAN_KEYS = frozenset({"billing_plan", "plan", "plan_name"})
@@ -612,11 +619,23 @@ def _resolve(text: str, results: list[RecognizerResult],
     return chosen
 
 
+def _keys_of(node: Mapping[Any, Any]) -> dict[Any, object]:
+    """Each key of a dict as the walk sees it: ``name`` in a record that is a company's or a
+    device's (it has an account number, a hostname...) is that organisation's or device's
+    name, never a person's, and is read as ``company_name``."""
+    norms = {normalise_key(k) for k in node if isinstance(k, str)}
+    if norms & RECORD_MARKERS:
+        return {k: "company_name" if isinstance(k, str) and normalise_key(k) == "name" else k
+                for k in node}
+    return {k: k for k in node}
+
+
 def _collect(node: Any, key: object, job: _Job) -> None:
     """Walk a structure in order, queueing the strings to analyse and noting identifiers."""
     if isinstance(node, Mapping):
+        keys = _keys_of(node)
         for k, v in node.items():
-            _collect(v, k, job)
+            _collect(v, keys[k], job)
     elif isinstance(node, (list, tuple)):
         for v in node:
             _collect(v, key, job)
@@ -638,7 +657,8 @@ def _collect(node: Any, key: object, job: _Job) -> None:
 def _rebuild(node: Any, key: object, it: Iterator[_Item]) -> Any:
     """The same walk as :func:`_collect`, taking filtered strings back in the same order."""
     if isinstance(node, Mapping):
-        return {k: _rebuild(v, k, it) for k, v in node.items()}
+        keys = _keys_of(node)
+        return {k: _rebuild(v, keys[k], it) for k, v in node.items()}
     if isinstance(node, list):
         return [_rebuild(v, key, it) for v in node]
     if isinstance(node, tuple):
