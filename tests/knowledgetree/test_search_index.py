@@ -639,3 +639,20 @@ def test_an_index_of_another_version_is_stale_untouched_and_rebuilt(tmp_path: Pa
     assert index.rebuild(lambda: first[:1]) == 1
     assert index.state() == "ready" and index.count() == 1
     assert (folder / VERSION_FILE).read_text(encoding="utf-8").strip() != "0"
+
+
+def test_a_long_batch_commits_when_its_last_commit_is_old_enough(
+        indexed_tree: KnowledgeTree, tmp_path: Path) -> None:
+    tree = indexed_tree
+    other = SearchIndex(tmp_path / "search")
+    with tree.search_batch():
+        tree.create(ROOT_ID, "Nightjar", "article", by=BY, content="dusk")
+        tree.search_flush(every=3600)  # the batch began just now: not yet
+        assert other.search(other.words("dusk")).total == 0
+        tree.search_flush()  # due
+        assert other.search(other.words("dusk")).total == 1
+        tree.create(ROOT_ID, "Owl", "article", by=BY, content="dusk")
+        tree.search_flush(every=3600)
+        assert other.search(other.words("dusk")).total == 1
+    assert other.search(other.words("dusk")).total == 2
+    tree.search_flush()  # outside a batch: nothing gathered, nothing to do

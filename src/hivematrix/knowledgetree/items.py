@@ -27,6 +27,7 @@ import json
 import logging
 import re
 import threading
+import time
 import unicodedata
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -295,6 +296,8 @@ class _Pending:
     items: set[str] = field(default_factory=set)
     subtrees: set[str] = field(default_factory=set)
     gone: set[str] = field(default_factory=set)
+    #: When the last commit of this batch was (``time.monotonic()``).
+    flushed: float = 0.0
 
 
 class KnowledgeTree:
@@ -881,15 +884,30 @@ class KnowledgeTree:
         """Gather this thread's index updates and commit them once at the end (imports, a
         company's sync, a wipe): one commit instead of one per write. Nests."""
         pending = self._pending()
+        if pending.depth == 0:
+            pending.flushed = time.monotonic()
         pending.depth += 1
         try:
             yield
         finally:
             pending.depth -= 1
             if pending.depth == 0:
-                items, subtrees, gone = pending.items, pending.subtrees, pending.gone
-                pending.items, pending.subtrees, pending.gone = set(), set(), set()
-                self._write_index(items, subtrees, gone)
+                self._flush_pending(pending)
+
+    def search_flush(self, *, every: float = 0.0) -> None:
+        """Inside :meth:`search_batch`: commit what was gathered so far, if the last commit
+        is ``every`` seconds old or more. A long run (the Codex sync) calls it after each
+        unit of work: searches lag at most that long, and the commits (each a few fsyncs)
+        stay few."""
+        pending = self._pending()
+        if pending.depth and time.monotonic() - pending.flushed >= every:
+            self._flush_pending(pending)
+
+    def _flush_pending(self, pending: _Pending) -> None:
+        items, subtrees, gone = pending.items, pending.subtrees, pending.gone
+        pending.items, pending.subtrees, pending.gone = set(), set(), set()
+        pending.flushed = time.monotonic()
+        self._write_index(items, subtrees, gone)
 
     def _reindex(self, *, items: Sequence[str] = (), subtrees: Sequence[str] = (),
                  gone: Sequence[str] = ()) -> None:
@@ -943,17 +961,16 @@ class KnowledgeTree:
                 ancestors = above(row["id"])
                 if ancestors is not None:
                     docs[row["id"]] = _index_doc(row, ancestors)
-        for top in tops:
-            base = above(top)
-            if base is None:
-                continue  # gone meanwhile (or never reached from root)
+        bases = {top: base for top in tops if (base := above(top)) is not None}
+        if bases:  # the others went meanwhile (or were never reached from root)
             for row in self.store.query(
-                    "MATCH chain = (:ContextItem {id: $id})-[:PARENT_OF*0..]->"
-                    "(node:ContextItem) "
+                    "MATCH (top:ContextItem) WHERE top.id IN $ids "
+                    "MATCH chain = (top)-[:PARENT_OF*0..]->(node:ContextItem) "
                     "RETURN node.id AS id, node.name AS name, node.name_key AS name_key, "
                     "node.content AS content, node.content_format AS content_format, "
-                    "[step IN nodes(chain) | step.id] AS chain", {"id": top}):
-                docs[row["id"]] = _index_doc(row, base + tuple(row["chain"][:-1]))
+                    "[step IN nodes(chain) | step.id] AS chain", {"ids": sorted(bases)}):
+                chain = row["chain"]
+                docs[row["id"]] = _index_doc(row, bases[chain[0]] + tuple(chain[:-1]))
         return Changes(deletes=deletes, docs=list(docs.values()))
 
     def search_documents(self, batch: int = 5_000) -> Iterator[IndexDoc]:

@@ -326,7 +326,8 @@ class SearchIndex:
         """
         try:
             with self._writer_lock():
-                if self.state() == "missing" or self._version() != VERSION:
+                # Not state(): that reloads a searcher, which a writer does not need.
+                if not (self.directory / _META).is_file() or self._version() != VERSION:
                     return False  # never built, or of another schema: a rebuild is due
                 self._commit(produce())
                 return True
