@@ -273,6 +273,26 @@ def test_dates_do_not_pass_for_identifiers(pf: PhiFilter) -> None:
         {"phones": [{"type": "mobile", "number": "<PHONE_NUMBER>"}]}, True)
 
 
+@pytest.mark.parametrize("address", ["jsmith@acme.local", "sarah.connor@acmedental.example",
+                                     "ops+alerts@corp.internal", "jane.doe@example.co.uk"])
+def test_email_addresses_on_any_domain(pf: PhiFilter, address: str) -> None:
+    assert pf.filter_text(f"Mail {address} today.", "phi") == ("Mail <EMAIL_ADDRESS> today.",
+                                                               True)
+
+
+def test_a_person_record_s_name_is_a_name(pf: PhiFilter) -> None:
+    data = {"tickets": [{
+        "id": 1, "subject": "Outlook crash for Ana Lima",
+        "requester": {"name": "Ana Lima", "email": "ana@x.example"},
+        "contacts": [{"name": "Kenji Tanaka", "phone": "617-555-0100"}],
+    }]}
+    out, _ = pf.filter_data(data, "cjis")
+    ticket = out["tickets"][0]
+    assert ticket["requester"] == {"name": "Ana L.", "email": "ana@x.example"}
+    assert ticket["contacts"] == [{"name": "Kenji T.", "phone": "617-555-0100"}]
+    assert ticket["subject"] == "Outlook crash for Ana L."
+
+
 def test_a_company_or_device_record_keeps_its_name(pf: PhiFilter) -> None:
     data = [
         {"account_number": "620547", "name": "Acme Dental", "compliance_level": "hipaa"},

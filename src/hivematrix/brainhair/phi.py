@@ -111,6 +111,11 @@ PERSON_KEYS = frozenset({
     "submitted_by", "owner_name", "responder", "responder_name", "patient", "patient_name",
     "employee", "employee_name", "user_full_name",
 })
+#: Keys whose value is a person's record (or a list of them): its ``name`` is a person's.
+PERSON_RECORD_KEYS = PERSON_KEYS | frozenset({
+    "contacts", "users", "user", "people", "requesters", "agents", "technicians",
+    "employees", "patients", "members", "owner", "responders", "callers", "assignees",
+})
 #: Keys holding a first name only: kept as they are when they look like one (the model may
 #: take a lone "Marcus" for a place).
 FIRST_NAME_KEYS = frozenset({"first_name", "given_name", "firstname", "forename"})
@@ -619,21 +624,26 @@ def _resolve(text: str, results: list[RecognizerResult],
     return chosen
 
 
-def _keys_of(node: Mapping[Any, Any]) -> dict[Any, object]:
-    """Each key of a dict as the walk sees it: ``name`` in a record that is a company's or a
+def _keys_of(node: Mapping[Any, Any], parent: object) -> dict[Any, object]:
+    """Each key of a dict as the walk sees it. ``name`` in a record that is a company's or a
     device's (it has an account number, a hostname...) is that organisation's or device's
-    name, never a person's, and is read as ``company_name``."""
+    name and is read as ``company_name`` (skipped); in a person's record (the value of a
+    ``requester``, an item of ``contacts``) it is read as ``full_name`` (a name field)."""
     norms = {normalise_key(k) for k in node if isinstance(k, str)}
     if norms & RECORD_MARKERS:
-        return {k: "company_name" if isinstance(k, str) and normalise_key(k) == "name" else k
-                for k in node}
-    return {k: k for k in node}
+        rename = "company_name"
+    elif isinstance(parent, str) and normalise_key(parent) in PERSON_RECORD_KEYS:
+        rename = "full_name"
+    else:
+        return {k: k for k in node}
+    return {k: rename if isinstance(k, str) and normalise_key(k) in ("name", "display_name")
+            else k for k in node}
 
 
 def _collect(node: Any, key: object, job: _Job) -> None:
     """Walk a structure in order, queueing the strings to analyse and noting identifiers."""
     if isinstance(node, Mapping):
-        keys = _keys_of(node)
+        keys = _keys_of(node, key)
         for k, v in node.items():
             _collect(v, keys[k], job)
     elif isinstance(node, (list, tuple)):
@@ -657,7 +667,7 @@ def _collect(node: Any, key: object, job: _Job) -> None:
 def _rebuild(node: Any, key: object, it: Iterator[_Item]) -> Any:
     """The same walk as :func:`_collect`, taking filtered strings back in the same order."""
     if isinstance(node, Mapping):
-        keys = _keys_of(node)
+        keys = _keys_of(node, key)
         return {k: _rebuild(v, keys[k], it) for k, v in node.items()}
     if isinstance(node, list):
         return [_rebuild(v, key, it) for v in node]
@@ -891,6 +901,13 @@ def _build_analyzer(nlp_engine: SpacyNlpEngine) -> AnalyzerEngine:
         supported_entity="US_SSN", name="HiveMatrixSsnShape",
         patterns=[Pattern("ssn-shape", r"(?<![\d-])\d{3}-\d{2}-\d{4}(?![\d-])", 0.6)],
         context=["ssn", "social", "security"],
+    ))
+    # Presidio's e-mail recogniser needs a public suffix; internal domains (acme.local,
+    # corp.internal) and reserved ones (.example) would pass unreplaced.
+    registry.add_recognizer(PatternRecognizer(
+        supported_entity="EMAIL_ADDRESS", name="HiveMatrixEmailShape",
+        patterns=[Pattern("email-shape",
+                          r"(?<![\w.+-])[\w.+-]+@[\w-]+(?:\.[\w-]+)+(?![\w-])", 0.9)],
     ))
     # The phone library refuses numbers it knows are unassigned (the 555 exchange of fiction
     # and of the seed's example); a number in the North American shape is a phone here.
