@@ -322,6 +322,25 @@ def test_relative_times_are_kept_dates_are_not(pf: PhiFilter) -> None:
     assert pf.filter_text("Call on Tuesday", "phi") == ("Call on Tuesday", False)
 
 
+def test_durations_are_no_dates(pf: PhiFilter) -> None:
+    assert pf.filter_text("SLA breach in 4 hours; down for 2 days, back in 30 minutes.",
+                          "phi") == ("SLA breach in 4 hours; down for 2 days, back in 30 minutes.",
+                                     False)
+
+
+def test_no_name_has_digits_and_support_levels_are_no_names(pf: PhiFilter) -> None:
+    text = "Windows update KB5034441 failed; escalated to Tier 2 and then to Level 3."
+    assert pf.filter_text(text, "phi") == (text, False)
+
+
+def test_company_names_known_in_the_data_survive_in_its_free_text(pf: PhiFilter) -> None:
+    data = {"company": {"account_number": "620547", "name": "Acme Dental"},
+            "notes": ["Customer: Acme Dental (acct 620547).", "Called by John Smith."]}
+    out, _ = pf.filter_data(data, "phi")
+    assert out == {"company": {"account_number": "620547", "name": "Acme Dental"},
+                   "notes": ["Customer: Acme Dental (acct 620547).", "Called by John S."]}
+
+
 def test_a_bare_number_is_no_date(pf: PhiFilter) -> None:
     assert pf.filter_text("The public key 123456789 rotated.", "phi") == (
         "The public key 123456789 rotated.", False)

@@ -130,6 +130,10 @@ RECORD_MARKERS = frozenset({
 #: Keys naming a billing plan: its name is protected wherever the call's free text quotes it
 #: (plan names are the MSP's products, never a person's).
 PLAN_KEYS = frozenset({"billing_plan", "plan", "plan_name"})
+#: Keys naming a company (and ``name`` in a company's record): protected in the call's free
+#: text the same way ("Customer: Acme Dental" stays, not "Acme D.").
+ORG_NAME_KEYS = frozenset({"company_name", "company", "client_name", "organization",
+                           "organisation"})
 
 #: Free-text spans no recogniser may replace.
 ALLOW_PATTERNS: tuple[re.Pattern[str], ...] = (
@@ -145,6 +149,8 @@ ALLOW_PATTERNS: tuple[re.Pattern[str], ...] = (
                re.IGNORECASE),
     # Internal DNS names: fs01.acme.local, printer.corp.
     re.compile(r"\b[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.(?:local|lan|corp|internal|intra)\b"),
+    # Support levels and ranks: "Tier 2", "Level 3", "Severity 1" (not a Mr. Tier).
+    re.compile(r"\b(?:Tier|Level|Sev|Severity|Priority|Phase|Stage|Step)\s+\d{1,2}\b"),
     # Plan and tier names: "Gold plan", "Platinum tier" (the model takes "Gold" for a name).
     re.compile(r"\b[A-Z][a-z]+(?= (?:[Pp]lan|[Tt]ier|[Pp]ackage|[Bb]undle)s?\b)"),
     # Numbers that the text itself calls an account or ticket number.
@@ -533,9 +539,22 @@ def _known_names_pattern(names: set[str]) -> re.Pattern[str] | None:
     return re.compile(rf"(?<!\w)(?:{alternatives})(?!\w)")
 
 
+_UNITS = frozenset({"second", "seconds", "minute", "minutes", "min", "mins", "hour", "hours",
+                    "hr", "hrs", "day", "days", "week", "weeks", "month", "months", "year",
+                    "years"})
+
+
 def _is_relative_time(span: str) -> bool:
-    words = re.findall(r"[^\W\d_]+|\d", span.lower())
-    return bool(words) and all(w in RELATIVE_TIME_WORDS for w in words)
+    """Relative words only ("yesterday morning"), or a duration: small numbers with units
+    ("4 hours", "2 days ago"), which date nothing."""
+    words = re.findall(r"[^\W\d_]+|\d+", span.lower())
+    if not words:
+        return False
+    if all(w in RELATIVE_TIME_WORDS for w in words):
+        return True
+    return (any(w in _UNITS for w in words) and re.search(r"[/:.\-]", span) is None
+            and all(w in RELATIVE_TIME_WORDS or w in _UNITS or (w.isdigit() and len(w) <= 3)
+                    for w in words))
 
 
 def _outside_allowed(text: str, r: RecognizerResult,
@@ -606,6 +625,9 @@ def _resolve(text: str, results: list[RecognizerResult],
     for r in results:
         if r.entity_type == "DATE_TIME" and _not_a_date(r, text[r.start:r.end]):
             continue
+        if (r.entity_type == "PERSON" and _from_model(r)
+                and any(c.isdigit() for c in text[r.start:r.end])):
+            continue  # "KB5034441", "MX68": no one's name has digits in it
         span = _outside_allowed(text, r, allowed)
         if span is None:
             continue
@@ -652,8 +674,9 @@ def _collect(node: Any, key: object, job: _Job) -> None:
     elif isinstance(node, str):
         if is_skipped_key(key):
             norm = normalise_key(key) if isinstance(key, str) else ""
-            term = node.strip() if norm in PLAN_KEYS else _identifier_term(node)
-            if term and (norm in IDENTIFIER_KEYS or norm in PLAN_KEYS):
+            if norm in PLAN_KEYS or norm in ORG_NAME_KEYS:
+                job.terms.add(node.strip())
+            elif norm in IDENTIFIER_KEYS and (term := _identifier_term(node)):
                 job.terms.add(term)
             return
         norm = normalise_key(key) if isinstance(key, str) else ""
