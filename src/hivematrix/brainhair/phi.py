@@ -65,9 +65,10 @@ MAX_CHUNK = 20_000
 BATCH_SIZE = 64
 #: Below this many distinct texts a batch is not shared with helper processes.
 PARALLEL_MIN = 16
-#: The calling process's share of a batch against 1 for each helper: it also runs Presidio
-#: over the whole batch afterwards, so it takes less of the model's work.
-OWN_SHARE = 0.6
+#: The calling process's share of the model's work against 1 for each helper. Equal: the
+#: caller waits for the helpers' answers before it runs Presidio over the batch, so a smaller
+#: own share would only leave it idle.
+OWN_SHARE = 1.0
 #: Environment variable: how many processes run the model for :func:`get_filter`'s filter
 #: (1, the default, means none besides the calling one).
 PROCESSES_ENV = "HIVEMATRIX_PHI_PROCESSES"
