@@ -26,6 +26,7 @@ import os
 os.environ.setdefault("TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS", "")
 
 import contextlib
+import copy
 import json
 import re
 import threading
@@ -65,10 +66,6 @@ MAX_CHUNK = 20_000
 BATCH_SIZE = 64
 #: Below this many distinct texts a batch is not shared with helper processes.
 PARALLEL_MIN = 16
-#: The calling process's share of the model's work against 1 for each helper. Equal: the
-#: caller waits for the helpers' answers before it runs Presidio over the batch, so a smaller
-#: own share would only leave it idle.
-OWN_SHARE = 1.0
 #: Environment variable: how many processes run the model for :func:`get_filter`'s filter
 #: (1, the default, means none besides the calling one).
 PROCESSES_ENV = "HIVEMATRIX_PHI_PROCESSES"
@@ -283,6 +280,10 @@ def _context_words(key: object) -> list[str]:
     return [w for w in normalise_key(key).split("_") if w]
 
 
+#: One unit of analysis: a text (or a piece of a long one) and its field's context words.
+_Key = tuple[str, tuple[str, ...]]
+
+
 @dataclass
 class _Item:
     """One string to filter, with the context words of the field it came from."""
@@ -380,18 +381,11 @@ class PhiFilter:
             return
         terms = _terms_pattern(job.terms)
         chunks_of = {item.text: _split(item.text) for item in todo}
-        distinct = list(dict.fromkeys(c for chunks in chunks_of.values() for c in chunks))
-        artifacts = self._nlp_pass(distinct)
-        found: dict[tuple[str, tuple[str, ...]], list[RecognizerResult]] = {}
-        for item in todo:
-            for chunk in chunks_of[item.text]:
-                key = (chunk, item.context)
-                if key not in found:
-                    found[key] = self.analyzer.analyze(
-                        text=chunk, language="en", entities=list(entities),
-                        nlp_artifacts=artifacts[chunk], context=list(item.context) or None,
-                        score_threshold=SCORE_THRESHOLD)
-                    names.update(_person_names(chunk, found[key]))
+        keys = list(dict.fromkeys((chunk, item.context) for item in todo
+                                  for chunk in chunks_of[item.text]))
+        found = self._analyse(keys, entities)
+        for (chunk, _context), results in found.items():
+            names.update(_person_names(chunk, results))
         known = _known_names_pattern(names) if "PERSON" in entities else None
         done: dict[tuple[str, tuple[str, ...]], str] = {}
         for item in todo:
@@ -403,44 +397,46 @@ class PhiFilter:
             item.result = done[key]
             item.changed = item.result != item.text
 
-    def _nlp_pass(self, texts: list[str]) -> dict[str, NlpArtifacts]:
-        """One spaCy pass over all distinct texts (shared with the helpers when there are
-        some and the batch is worth splitting)."""
-        out: dict[str, NlpArtifacts] = {}
+    def _analyse(self, keys: list[_Key], entities: tuple[str, ...]) -> dict[_Key, list[Any]]:
+        """The model and Presidio over every (text, context) of a call, in one batched spaCy
+        pass; shared with the helper processes when there are some and the batch is big."""
         with self._nlp_lock:
             helpers = [h for h in self._helpers if h.alive]
-            shares = (_shares(texts, len(helpers) + 1, OWN_SHARE) if len(texts) >= PARALLEL_MIN
-                      else [texts])
+            if not helpers or len(keys) < PARALLEL_MIN:
+                return self._analyse_here(keys, entities)
+            shares = _shares(keys, len(helpers) + 1)
             local = list(shares[0])
-            sent: list[tuple[_Helper, list[str]]] = []
+            sent: list[tuple[_Helper, list[_Key]]] = []
             for helper, share in zip(helpers, shares[1:], strict=False):
-                if helper.send(share):
+                if share and helper.send({"entities": list(entities),
+                                          "keys": [[t, list(c)] for t, c in share]}):
                     sent.append((helper, share))
                 else:  # the helper is gone: its share is done here
                     local.extend(share)
-            for text, artifacts, *_ in self.nlp_engine.process_batch(
-                    local, "en", batch_size=BATCH_SIZE):
-                out[text] = artifacts
+            out = self._analyse_here(local, entities)
             for helper, share in sent:
-                entities = helper.receive()
-                if entities is None:
-                    for text, artifacts, *_ in self.nlp_engine.process_batch(
-                            share, "en", batch_size=BATCH_SIZE):
-                        out[text] = artifacts
+                answer = helper.receive()
+                if answer is None or len(answer) != len(share):
+                    out.update(self._analyse_here(share, entities))
                     continue
-                for text, ents in zip(share, entities, strict=True):
-                    out[text] = self._artifacts_from(text, ents)
-        return out
+                out.update(zip(share, answer, strict=True))
+            return out
 
-    def _artifacts_from(self, text: str, ents: list[tuple[int, int, str]]) -> NlpArtifacts:
-        """Presidio's artifacts for a text a helper ran the model on: tokenise here (cheap,
-        identical), put the helper's entities on the tokens, add the lemmas."""
-        nlp = self.nlp_engine.nlp["en"]  # type: ignore[index]
-        doc = nlp.make_doc(text)
-        spans = [doc.char_span(start, end, label=label) for start, end, label in ents]
-        doc.ents = [span for span in spans if span is not None]
-        doc = nlp.get_pipe(_LOWER_LEMMA)(doc)
-        return self.nlp_engine._doc_to_nlp_artifact(doc, "en")
+    def _analyse_here(self, keys: list[_Key],
+                      entities: tuple[str, ...]) -> dict[_Key, list[Any]]:
+        """:meth:`_analyse` in this process: one spaCy pass, then Presidio per key."""
+        if not keys:
+            return {}
+        distinct = list(dict.fromkeys(text for text, _ in keys))
+        artifacts: dict[str, NlpArtifacts] = {}
+        for text, art, *_ in self.nlp_engine.process_batch(distinct, "en",
+                                                           batch_size=BATCH_SIZE):
+            artifacts[text] = art
+        return {(text, context): self.analyzer.analyze(
+                    text=text, language="en", entities=list(entities),
+                    nlp_artifacts=artifacts[text], context=list(context) or None,
+                    score_threshold=SCORE_THRESHOLD)
+                for text, context in keys}
 
     def _replace(self, text: str, results: list[RecognizerResult], known: re.Pattern[str] | None,
                  entities: tuple[str, ...], terms: re.Pattern[str] | None) -> str:
@@ -448,7 +444,7 @@ class PhiFilter:
         from presidio_analyzer import RecognizerResult as Result
         from presidio_anonymizer.entities import OperatorConfig
 
-        results = list(results)
+        results = [copy.copy(r) for r in results]  # _resolve trims spans in place
         if known is not None:
             results.extend(
                 Result("PERSON", m.start(), m.end(), NER_SCORE,
@@ -707,33 +703,24 @@ def _rebuild(node: Any, key: object, it: Iterator[_Item]) -> Any:
 # --- helper processes ------------------------------------------------------------------------
 
 
-def _shares(texts: list[str], n: int, own: float = 1.0) -> list[list[str]]:
-    """Cut texts into ``n`` consecutive shares by characters (the model's cost): the first,
-    the calling process's, weighs ``own`` against 1 for each helper's."""
-    if n <= 1:
-        return [texts]
-    weights = [own] + [1.0] * (n - 1)
-    bounds = [sum(weights[:i + 1]) / sum(weights) for i in range(n)]
-    total = sum(len(t) for t in texts) or 1
-    shares: list[list[str]] = [[] for _ in range(n)]
+def _shares(keys: list[_Key], n: int) -> list[list[_Key]]:
+    """Cut a call's keys into ``n`` consecutive shares of about equal characters (the
+    model's cost)."""
+    total = sum(len(text) for text, _ in keys) or 1
+    shares: list[list[_Key]] = [[] for _ in range(n)]
     done = 0
-    index = 0
-    for text in texts:
-        while index < n - 1 and (done + len(text) / 2) / total > bounds[index]:
-            index += 1
-        shares[index].append(text)
-        done += len(text)
+    for key in keys:
+        shares[min(n - 1, int((done + len(key[0]) / 2) * n // total))].append(key)
+        done += len(key[0])
     return shares
 
 
 def _helper_main(model: str) -> None:
-    """A helper process (``python -m hivematrix.brainhair.phi --helper MODEL``): load the
-    model's NER once, then answer each batch of texts read from stdin (one JSON line) with
-    each text's entities as (start, end, label) character offsets (one JSON line on stdout),
-    until stdin closes."""
+    """A helper process (``python -m hivematrix.brainhair.phi --helper MODEL``): build a
+    filter once, then answer each request read from stdin (one JSON line: the entities and
+    the (text, context) keys) with each key's Presidio results as (entity, start, end,
+    score, recogniser) on stdout (one JSON line), until stdin closes."""
     import sys
-
-    import spacy
 
     channel = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # anything a library prints goes to stderr, never into the channel
@@ -742,14 +729,17 @@ def _helper_main(model: str) -> None:
         channel.write(json.dumps(value).encode("ascii") + b"\n")
         channel.flush()
 
-    nlp = spacy.load(model, exclude=_NOT_NEEDED)
+    pf = PhiFilter(model)
     answer("ready")
     for line in sys.stdin.buffer:
-        texts = json.loads(line)
-        if not isinstance(texts, list):
+        request = json.loads(line)
+        if not isinstance(request, dict):
             return
-        answer([[(e.start_char, e.end_char, e.label_) for e in doc.ents]
-                for doc in nlp.pipe(texts, batch_size=BATCH_SIZE)])
+        keys = [(str(text), tuple(str(w) for w in context)) for text, context in request["keys"]]
+        found = pf._analyse_here(keys, tuple(str(e) for e in request["entities"]))
+        answer([[[r.entity_type, r.start, r.end, r.score,
+                  (r.recognition_metadata or {}).get("recognizer_name", "")]
+                 for r in found[key]] for key in keys])
 
 
 class _Helper:
@@ -771,23 +761,28 @@ class _Helper:
     def pid(self) -> int:
         return int(self._process.pid)
 
-    def send(self, texts: list[str]) -> bool:
+    def send(self, request: dict[str, Any]) -> bool:
         try:
             if not self._ready:
                 if self._read() != "ready":
                     raise EOFError("helper did not start")
                 self._ready = True
             assert self._process.stdin is not None
-            self._process.stdin.write(json.dumps(texts).encode("ascii") + b"\n")
+            self._process.stdin.write(json.dumps(request).encode("ascii") + b"\n")
             self._process.stdin.flush()
             return True
         except (OSError, EOFError, ValueError):
             self.close()
             return False
 
-    def receive(self) -> list[list[tuple[int, int, str]]] | None:
+    def receive(self) -> list[list[RecognizerResult]] | None:
+        """The helper's results, one list per key sent, as Presidio results."""
+        from presidio_analyzer import RecognizerResult as Result
+
         try:
-            return [[(int(a), int(b), str(c)) for a, b, c in ents] for ents in self._read()]
+            return [[Result(str(e), int(a), int(b), float(score),
+                            recognition_metadata={Result.RECOGNIZER_NAME_KEY: str(name)})
+                     for e, a, b, score, name in results] for results in self._read()]
         except (OSError, EOFError, ValueError, TypeError):
             self.close()
             return None
