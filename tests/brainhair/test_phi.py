@@ -445,6 +445,29 @@ def test_a_helper_process_shares_big_batches_with_the_same_results(pf: PhiFilter
     assert two.helper_pids == []
 
 
+def test_a_forked_child_does_not_use_its_parent_s_helper() -> None:
+    two = PhiFilter(processes=2)
+    try:
+        texts = [t["description"] for t in _tickets(40)]
+        expected = two.filter_many(texts, "phi")
+        read, write = os.pipe()
+        child = os.fork()
+        if child == 0:  # pragma: no cover - runs in the child
+            os.close(read)
+            ok = two.filter_many(texts, "phi") == expected and two.helper_pids == []
+            os.write(write, b"1" if ok else b"0")
+            os._exit(0)
+        os.close(write)
+        assert os.read(read, 1) == b"1"
+        os.close(read)
+        os.waitpid(child, 0)
+        # The parent's helper is untouched and still in use.
+        assert len(two.helper_pids) == 1
+        assert two.filter_many(texts, "phi") == expected
+    finally:
+        two.close()
+
+
 def test_closing_stops_the_helper() -> None:
     two = PhiFilter(processes=2)
     [pid] = two.helper_pids

@@ -316,17 +316,24 @@ class PhiFilter:
         # spaCy pipelines are not documented as thread-safe: one pass at a time.
         self._nlp_lock = threading.Lock()
         self._helpers = [_Helper(model) for _ in range(max(0, processes - 1))]
+        # A forked child (a pre-loading server's worker) must not share the parent's pipes.
+        self._owner = os.getpid()
 
     def close(self) -> None:
-        """Stop the helper processes (they are daemons: they also end with this process)."""
+        """Stop the helper processes (each also ends by itself when this process does: its
+        input closes)."""
         with self._nlp_lock:
-            for helper in self._helpers:
-                helper.close()
+            if os.getpid() == self._owner:
+                for helper in self._helpers:
+                    helper.close()
             self._helpers = []
 
     @property
     def helper_pids(self) -> list[int]:
-        """Process ids of the live helper processes (for operators and tests)."""
+        """Process ids of the live helper processes this process may use (none in a forked
+        child of the process that started them)."""
+        if os.getpid() != self._owner:
+            return []
         return [h.pid for h in self._helpers if h.alive]
 
     # --- public API -------------------------------------------------------------------------
@@ -401,7 +408,7 @@ class PhiFilter:
         """The model and Presidio over every (text, context) of a call, in one batched spaCy
         pass; shared with the helper processes when there are some and the batch is big."""
         with self._nlp_lock:
-            helpers = [h for h in self._helpers if h.alive]
+            helpers = [h for h in self._helpers if h.alive] if os.getpid() == self._owner else []
             if not helpers or len(keys) < PARALLEL_MIN:
                 return self._analyse_here(keys, entities)
             shares = _shares(keys, len(helpers) + 1)
