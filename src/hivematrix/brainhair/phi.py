@@ -12,7 +12,8 @@ Why it looks the way it does (upstream's holes, closed):
   analysed at all (:data:`SKIP_KEYS`, :data:`SKIP_SUFFIXES`) and, in free text, spans matching
   :data:`ALLOW_PATTERNS` (ticket numbers, hostnames, asset tags, account numbers) or values
   known from the data's own identifier fields are protected from every recogniser.
-- Everything handed over in one call goes through spaCy in one batched pass, deduplicated.
+- Everything handed over in one call goes through spaCy in one batched pass, deduplicated;
+  with ``processes=2`` a helper process takes half of a big batch (spaCy holds the GIL).
 - Names become "First L." (a single token becomes its initial only, so a lone surname never
   leaks); every other entity becomes ``<ENTITY_TYPE>``.
 """
@@ -133,18 +134,21 @@ PLAN_KEYS = frozenset({"billing_plan", "plan", "plan_name"})
 ORG_NAME_KEYS = frozenset({"company_name", "company", "client_name", "organization",
                            "organisation"})
 
+#: Hostnames and asset tags: ACME-DC01, WS-0042, acme-fs01, NYC-SW-CORE-2 (two letters or
+#: more before the first hyphen, a digit somewhere, optional DNS suffix). A month's name
+#: before the hyphen makes it a date instead ("Mar-03-2026").
+_HOSTLIKE = re.compile(r"\b(?!(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*-\d)"
+                       r"[A-Za-z]{2,}[A-Za-z0-9]*(?:-[A-Za-z0-9]+)+(?:\.[A-Za-z0-9-]+)*\b",
+                       re.IGNORECASE)
+
 #: Free-text spans no recogniser may replace.
 ALLOW_PATTERNS: tuple[re.Pattern[str], ...] = (
     # Ticket references: "#12345".
     re.compile(r"(?<![\w#])#\d{1,12}\b"),
     # Prefixed references: INC-1234, REQ-00042, CHG-77, SR-1001.
     re.compile(r"\b[A-Z]{2,8}-\d{1,12}\b"),
-    # Hostnames and asset tags: ACME-DC01, WS-0042, acme-fs01, NYC-SW-CORE-2 (two letters or
-    # more before the first hyphen, a digit somewhere, optional DNS suffix).
-    # A month's name before the hyphen makes it a date instead ("Mar-03-2026").
-    re.compile(r"\b(?!(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*-\d)"
-               r"[A-Za-z]{2,}[A-Za-z0-9]*(?:-[A-Za-z0-9]+)+(?:\.[A-Za-z0-9-]+)*\b",
-               re.IGNORECASE),
+    # Hostnames and asset tags (with a digit: checked where the pattern is used).
+    _HOSTLIKE,
     # Internal DNS names: fs01.acme.local, printer.corp.
     re.compile(r"\b[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.(?:local|lan|corp|internal|intra)\b"),
     # Support levels and ranks: "Tier 2", "Level 3", "Severity 1" (not a Mr. Tier).
@@ -158,7 +162,6 @@ ALLOW_PATTERNS: tuple[re.Pattern[str], ...] = (
         re.IGNORECASE,
     ),
 )
-_HOSTLIKE_NEEDS_DIGIT = ALLOW_PATTERNS[2]
 
 #: Words that make a DATE_TIME relative ("yesterday", "last week"): not a date identifying
 #: anyone, and what a technician needs, so such spans are kept when they contain no digit.
@@ -246,7 +249,7 @@ def _allowed(text: str, terms: re.Pattern[str] | None) -> list[tuple[int, int]]:
     spans: list[tuple[int, int]] = []
     for pattern in ALLOW_PATTERNS:
         for m in pattern.finditer(text):
-            if pattern is _HOSTLIKE_NEEDS_DIGIT and not any(c.isdigit() for c in m.group()):
+            if pattern is _HOSTLIKE and not any(c.isdigit() for c in m.group()):
                 continue
             spans.append(m.span())
     if terms is not None:
