@@ -502,6 +502,16 @@ def test_nested_structures_and_non_string_leaves(pf: PhiFilter) -> None:
     assert pf.filter_data("John Smith", "phi") == ("John S.", True)
 
 
+@pytest.mark.parametrize("level", ["phi", "cjis"])
+def test_filtered_text_filtered_again_is_unchanged(pf: PhiFilter, level: str) -> None:
+    # History stored filtered is filtered again at another level: placeholders and "First L."
+    # names stay as they are.
+    for text in ["Call <PERSON> at <PHONE_NUMBER> in <LOCATION> on <DATE_TIME>.",
+                 "Mail <EMAIL_ADDRESS>, SSN <US_SSN>, card <CREDIT_CARD>, host <IP_ADDRESS>.",
+                 "John S. and Mary J. from <LOCATION> wrote to <EMAIL_ADDRESS>."]:
+        assert pf.filter_text(text, level) == (text, False)
+
+
 def test_changed_flag(pf: PhiFilter) -> None:
     assert pf.filter_text("The printer jammed again.", "phi") == ("The printer jammed again.",
                                                                   False)
