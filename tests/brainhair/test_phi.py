@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -538,6 +539,16 @@ def test_long_text_is_filtered_in_pieces(pf: PhiFilter) -> None:
     assert "John S. approved it." in out and "Mary J. checked it." in out
     assert out.count("ACME-FS01") == 600
     assert len(out) == len(text) - len("mith") - len("ones") + 2  # two "." added
+
+
+@pytest.mark.parametrize("blob", ["a" * 20000, "a-" * 10000, "ab-ab1-" * 3000, "a." * 10000,
+                                  "1-" * 10000, "account" + " " * 20000 + "x"])
+def test_allow_patterns_take_linear_time_on_long_runs(blob: str) -> None:
+    # A pasted blob (base64, a log line) must not make a pattern backtrack quadratically:
+    # the first versions took over 5 s on some of these.
+    start = time.perf_counter()
+    phi.allowed_spans(blob, ["620547"])
+    assert time.perf_counter() - start < 1.0
 
 
 def test_get_filter_is_one_per_process() -> None:

@@ -137,8 +137,12 @@ ORG_NAME_KEYS = frozenset({"company_name", "company", "client_name", "organizati
 #: Hostnames and asset tags: ACME-DC01, WS-0042, acme-fs01, NYC-SW-CORE-2 (two letters or
 #: more before the first hyphen, a digit somewhere, optional DNS suffix). A month's name
 #: before the hyphen makes it a date instead ("Mar-03-2026").
-_HOSTLIKE = re.compile(r"\b(?!(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*-\d)"
-                       r"[A-Za-z]{2,}[A-Za-z0-9]*(?:-[A-Za-z0-9]+)+(?:\.[A-Za-z0-9-]+)*\b",
+#: (Patterns here start only where a run of their characters starts and never backtrack
+#: within a run, so a 20,000-character blob costs linear time, not quadratic.)
+_HOSTLIKE = re.compile(r"(?<![A-Za-z0-9.-])"
+                       r"(?!(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*-\d)"
+                       r"[A-Za-z]{2}[A-Za-z0-9]*+(?:-[A-Za-z0-9]++)++(?:\.[A-Za-z0-9]++"
+                       r"(?:-[A-Za-z0-9]++)*+)*+(?![A-Za-z0-9])",
                        re.IGNORECASE)
 
 #: Free-text spans no recogniser may replace.
@@ -150,15 +154,16 @@ ALLOW_PATTERNS: tuple[re.Pattern[str], ...] = (
     # Hostnames and asset tags (with a digit: checked where the pattern is used).
     _HOSTLIKE,
     # Internal DNS names: fs01.acme.local, printer.corp.
-    re.compile(r"\b[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.(?:local|lan|corp|internal|intra)\b"),
+    re.compile(r"(?<![A-Za-z0-9.-])[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*?"
+               r"\.(?:local|lan|corp|internal|intra)(?![A-Za-z0-9-])"),
     # Support levels and ranks: "Tier 2", "Level 3", "Severity 1" (not a Mr. Tier).
     re.compile(r"\b(?:Tier|Level|Sev|Severity|Priority|Phase|Stage|Step)\s+\d{1,2}\b"),
     # Plan and tier names: "Gold plan", "Platinum tier" (the model takes "Gold" for a name).
     re.compile(r"\b[A-Z][a-z]+(?= (?:[Pp]lan|[Tt]ier|[Pp]ackage|[Bb]undle)s?\b)"),
     # Numbers that the text itself calls an account or ticket number.
     re.compile(
-        r"\b(?:account|acct|ticket|tkt|case|incident|request|invoice)s?"
-        r"(?:\s*(?:#|no\.?|num(?:ber)?|id))?\s*[:#]?\s*\d{3,12}\b(?![-/.]\d)",
+        r"\b(?:account|acct|ticket|tkt|case|incident|request|invoice)s?\s*+"
+        r"(?:(?:#|no\.?|num(?:ber)?|id)\s*+)?[:#]?\s*+\d{3,12}\b(?![-/.]\d)",
         re.IGNORECASE,
     ),
 )
