@@ -11,9 +11,14 @@ DEFAULTS: dict[str, Any] = {
     # The Claude Code CLI executable (a name on PATH or a path); `hivematrix brainhair
     # install-cli` puts it under $HIVEMATRIX_HOME/brainhair/cli.
     "BRAINHAIR_CLI_PATH": "claude",
+    # The CLI runs with a private HOME, so it signs in with a long-lived token
+    # (`claude setup-token`), passed to it as CLAUDE_CODE_OAUTH_TOKEN; empty: none.
+    "BRAINHAIR_CLI_OAUTH_TOKEN": "",
     "BRAINHAIR_MODEL": "claude-sonnet-4-5",
     # The Anthropic API key (the anthropic-api backend only); never passed to the CLI.
     "ANTHROPIC_API_KEY": "",
+    # Another address for the Messages API (a proxy); empty: Anthropic's own.
+    "ANTHROPIC_BASE_URL": "",
     # Seconds a write waits for the human's decision before it expires.
     "BRAINHAIR_APPROVAL_SECONDS": 120,
     # A turn with no output for this long is stopped.
