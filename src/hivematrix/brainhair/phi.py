@@ -397,48 +397,71 @@ class PhiFilter:
             item for item in job.items if _WORTH_ANALYSING.search(item.text)]
         if not todo:
             return
-        terms = _terms_pattern(job.terms)
         chunks_of = {item.text: _split(item.text) for item in todo}
         keys = list(dict.fromkeys((chunk, item.context) for item in todo
                                   for chunk in chunks_of[item.text]))
-        found = self._analyse(keys, entities)
-        for (chunk, _context), results in found.items():
-            names.update(_person_names(chunk, results))
-        known = _known_names_pattern(names) if "PERSON" in entities else None
-        done: dict[tuple[str, tuple[str, ...]], str] = {}
+        # One lock over both steps: a helper keeps its share's findings between them.
+        with self._nlp_lock:
+            found, shared = self._analyse(keys, entities)
+            for (chunk, _context), results in found.items():
+                names.update(_person_names(chunk, results))
+            replaced = self._replace_all(keys, found, shared, names, entities, job.terms)
         for item in todo:
-            key = (item.text, item.context)
-            if key not in done:
-                done[key] = "".join(
-                    self._replace(chunk, found[(chunk, item.context)], known, entities, terms)
-                    for chunk in chunks_of[item.text])
-            item.result = done[key]
+            item.result = "".join(replaced[(chunk, item.context)]
+                                  for chunk in chunks_of[item.text])
             item.changed = item.result != item.text
 
-    def _analyse(self, keys: list[_Key], entities: tuple[str, ...]) -> dict[_Key, list[Any]]:
+    def _analyse(self, keys: list[_Key], entities: tuple[str, ...]
+                 ) -> tuple[dict[_Key, list[Any]], list[tuple[_Helper, list[_Key]]]]:
         """The model and Presidio over every (text, context) of a call, in one batched spaCy
-        pass; shared with the helper processes when there are some and the batch is big."""
-        with self._nlp_lock:
-            helpers = [h for h in self._helpers if h.alive] if os.getpid() == self._owner else []
-            if not helpers or len(keys) < PARALLEL_MIN:
-                return self._analyse_here(keys, entities)
-            shares = _shares(keys, len(helpers) + 1, OWN_SHARE)
-            local = list(shares[0])
-            sent: list[tuple[_Helper, list[_Key]]] = []
-            for helper, share in zip(helpers, shares[1:], strict=False):
-                if share and helper.send({"entities": list(entities),
-                                          "keys": [[t, list(c)] for t, c in share]}):
-                    sent.append((helper, share))
-                else:  # the helper is gone: its share is done here
-                    local.extend(share)
-            out = self._analyse_here(local, entities)
-            for helper, share in sent:
-                answer = helper.receive()
-                if answer is None or len(answer) != len(share):
-                    out.update(self._analyse_here(share, entities))
-                    continue
-                out.update(zip(share, answer, strict=True))
-            return out
+        pass; shared with the helper processes when there are some and the batch is big.
+        Also says which helper analysed which keys (it then replaces them too)."""
+        helpers = [h for h in self._helpers if h.alive] if os.getpid() == self._owner else []
+        if not helpers or len(keys) < PARALLEL_MIN:
+            return self._analyse_here(keys, entities), []
+        shares = _shares(keys, len(helpers) + 1, OWN_SHARE)
+        local = list(shares[0])
+        sent: list[tuple[_Helper, list[_Key]]] = []
+        for helper, share in zip(helpers, shares[1:], strict=False):
+            if share and helper.send({"op": "analyse", "entities": list(entities),
+                                      "keys": [[t, list(c)] for t, c in share]}):
+                sent.append((helper, share))
+            else:  # the helper is gone: its share is done here
+                local.extend(share)
+        out = self._analyse_here(local, entities)
+        answered: list[tuple[_Helper, list[_Key]]] = []
+        for helper, share in sent:
+            answer = helper.receive()
+            if answer is None or len(answer) != len(share):
+                out.update(self._analyse_here(share, entities))
+                continue
+            out.update(zip(share, answer, strict=True))
+            answered.append((helper, share))
+        return out, answered
+
+    def _replace_all(self, keys: list[_Key], found: dict[_Key, list[Any]],
+                     shared: list[tuple[_Helper, list[_Key]]], names: set[str],
+                     entities: tuple[str, ...], protected: set[str]) -> dict[_Key, str]:
+        """Every key's replacement text; a helper replaces the keys it analysed, with the
+        names and protected values of the whole call."""
+        known = _known_names_pattern(names) if "PERSON" in entities else None
+        terms = _terms_pattern(protected)
+        asked: list[tuple[_Helper, list[_Key]]] = []
+        theirs: set[_Key] = set()
+        for helper, share in shared:
+            if helper.send({"op": "replace", "entities": list(entities),
+                            "names": sorted(names), "terms": sorted(protected)}):
+                asked.append((helper, share))
+                theirs.update(share)
+        out = {key: self._replace(key[0], found[key], known, entities, terms)
+               for key in keys if key not in theirs}
+        for helper, share in asked:
+            texts = helper.receive_texts()
+            if texts is None or len(texts) != len(share):
+                texts = [self._replace(key[0], found[key], known, entities, terms)
+                         for key in share]
+            out.update(zip(share, texts, strict=True))
+        return out
 
     def _analyse_here(self, keys: list[_Key],
                       entities: tuple[str, ...]) -> dict[_Key, list[Any]]:
@@ -740,9 +763,10 @@ def _shares(keys: list[_Key], n: int, own: float = 1.0) -> list[list[_Key]]:
 
 def _helper_main(model: str) -> None:
     """A helper process (``python -m hivematrix.brainhair.phi --helper MODEL``): build a
-    filter once, then answer each request read from stdin (one JSON line: the entities and
-    the (text, context) keys) with each key's Presidio results as (entity, start, end,
-    score, recogniser) on stdout (one JSON line), until stdin closes."""
+    filter once, then answer requests read from stdin, one JSON line each, on stdout, until
+    stdin closes. "analyse" (the entities and the (text, context) keys): each key's Presidio
+    results as (entity, start, end, score, recogniser). "replace" (the call's names and
+    protected values): the replacement text of each key of the last analysis."""
     import sys
 
     channel = os.fdopen(os.dup(1), "wb")
@@ -754,12 +778,21 @@ def _helper_main(model: str) -> None:
 
     pf = PhiFilter(model)
     answer("ready")
+    keys: list[_Key] = []
+    found: dict[_Key, list[Any]] = {}
     for line in sys.stdin.buffer:
         request = json.loads(line)
         if not isinstance(request, dict):
             return
+        entities = tuple(str(e) for e in request["entities"])
+        if request.get("op") == "replace":  # the keys of the last analysis, with the call's
+            names = {str(n) for n in request["names"]}  # names and protected values
+            known = _known_names_pattern(names) if "PERSON" in entities else None
+            terms = _terms_pattern(str(t) for t in request["terms"])
+            answer([pf._replace(key[0], found[key], known, entities, terms) for key in keys])
+            continue
         keys = [(str(text), tuple(str(w) for w in context)) for text, context in request["keys"]]
-        found = pf._analyse_here(keys, tuple(str(e) for e in request["entities"]))
+        found = pf._analyse_here(keys, entities)
         answer([[[r.entity_type, r.start, r.end, r.score,
                   (r.recognition_metadata or {}).get("recognizer_name", "")]
                  for r in found[key]] for key in keys])
@@ -806,6 +839,14 @@ class _Helper:
             return [[Result(str(e), int(a), int(b), float(score),
                             recognition_metadata={Result.RECOGNIZER_NAME_KEY: str(name)})
                      for e, a, b, score, name in results] for results in self._read()]
+        except (OSError, EOFError, ValueError, TypeError):
+            self.close()
+            return None
+
+    def receive_texts(self) -> list[str] | None:
+        """The helper's replacement texts, one per key of its last analysis."""
+        try:
+            return [str(text) for text in self._read()]
         except (OSError, EOFError, ValueError, TypeError):
             self.close()
             return None
