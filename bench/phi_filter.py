@@ -215,7 +215,7 @@ def main() -> None:
           f"{par200 / bare:.2f}, 2 processes (50) {par50 / bare:.2f}")
     best = max(batch200, par200)
     print(f"target >= 200 texts/s: {'met' if best >= 200 else 'NOT met'} "
-          f"(best: {best:.0f} texts/s in batches of 200)")
+          f"(best: {best:.1f} texts/s in batches of 200)")
 
     print(f"quality at the PHI level over {args.texts} more texts (one call):")
     quality(pf, rng, args.texts)
