@@ -615,3 +615,29 @@ def test_the_filter_makes_no_network_call(tmp_path: Path, order: str) -> None:
     assert result["attempts"] == []
     assert result["urls"] == []
     assert result["out"] == "Write to <EMAIL_ADDRESS> or <EMAIL_ADDRESS>"
+
+
+# --- terms a turn protects beyond one call -------------------------------------------------
+
+def test_protected_terms_are_the_identifiers_and_company_names_of_a_structure(
+        pf: PhiFilter) -> None:
+    company = {"account_number": "620547", "name": "Acme Dental", "billing_plan": "Gold",
+               "contacts": [{"name": "Dana Reyes", "email": "dana@acme.example"}],
+               "assets": [{"hostname": "ACME-DC01"}]}
+    terms = pf.protected_terms(company)
+    assert {"620547", "Acme Dental", "Gold", "ACME-DC01"} <= terms
+    assert "Dana Reyes" not in terms and "dana@acme.example" not in terms
+    # A later call (the model's reply) keeps them, and still shortens the person.
+    text, _ = pf.filter_text("Acme Dental (620547) is on Gold; Dana Reyes runs ACME-DC01.",
+                             "phi", allow=terms)
+    assert text.startswith("Acme Dental (620547) is on Gold; Dana R. runs ACME-DC01")
+
+
+def test_thousands_of_protected_company_names_keep_the_ones_mentioned(pf: PhiFilter) -> None:
+    names = {f"Client {number} Holdings" for number in range(5_000)} | {"Beta Law"}
+    text, _ = pf.filter_text("Reset the VPN for Beta Law and call Maria Lopez.", "phi",
+                             allow=names)
+    assert "Beta Law" in text and "Maria L." in text and "Lopez" not in text
+    # Without the names, the small model takes the client for a person.
+    bare, _ = pf.filter_text("Reset the VPN for Beta Law and call Maria Lopez.", "phi")
+    assert "Lopez" not in bare

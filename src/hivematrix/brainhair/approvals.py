@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -34,12 +34,14 @@ def audit(db: Session, actor: str, event: str, *, session_id: str | None = None,
 
 def create(db: Session, *, session_id: str, user: Mapping[str, Any], tool: str, action: str,
            details: Mapping[str, Any], tool_input: Mapping[str, Any], seconds: float,
-           level: str, response_id: str | None = None,
+           level: str, response_id: str | None = None, allow: Iterable[str] = (),
            now: datetime | None = None) -> Approval:
     """A pending approval of ``tool`` with ``tool_input``, for the session's owner to decide.
 
     The action text and details are what the approver reads; they are filtered at the turn's
-    level like everything else. The input is kept as given: it runs only if approved.
+    level like everything else, keeping the identifiers and company names of the input, the
+    details and ``allow`` (the turn's tool data) as they are. The input is kept as given: it
+    runs only if approved.
     """
     from hivematrix.brainhair.phi import get_filter
 
@@ -48,8 +50,9 @@ def create(db: Session, *, session_id: str, user: Mapping[str, Any], tool: str, 
     if session is None or session.owner_id != owner:
         raise not_found("session")
     phi = get_filter()
-    shown_action, _ = phi.filter_text(action, level)
-    shown_details, _ = phi.filter_data(dict(details), level)
+    terms = {*allow, *phi.protected_terms(dict(tool_input)), *phi.protected_terms(dict(details))}
+    shown_action, _ = phi.filter_text(action, level, allow=terms)
+    shown_details, _ = phi.filter_data(dict(details), level, allow=terms)
     now = now or utcnow()
     approval = Approval(
         id=secrets.token_urlsafe(24), session_id=session_id, response_id=response_id,

@@ -17,7 +17,7 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -112,12 +112,51 @@ def company_level(services: UserServices, account_number: str, default: str) -> 
     return str(level_for_compliance(level, default=default)) if level else default
 
 
-def filter_text(text: str, level: str) -> tuple[str, bool]:
+#: How long a process keeps the list of Codex's company names and account numbers.
+COMPANY_TERMS_SECONDS = 300.0
+COMPANY_TERMS_MAX = 5_000
+
+
+def company_terms(app: Any, services: UserServices) -> frozenset[str]:
+    """Codex's company names and account numbers, read as the user (staff see them all) and
+    kept a few minutes per process: they are what the platform works with, so the filter
+    keeps them as they are in the user's message and the model's reply ("Beta Law" is a
+    client, not a person to shorten to "Beta L."). Codex unreachable: what was known, or
+    nothing — the filter then errs on the side of replacing."""
+    cached: tuple[float, frozenset[str]] | None = app.extensions.get("brainhair.company_terms")
+    now = time.monotonic()
+    if cached and cached[0] > now:
+        return cached[1]
+    terms: set[str] = set()
+    offset = 0
+    try:
+        while offset < COMPANY_TERMS_MAX:
+            response = services.call("codex", "/api/companies",
+                                     params={"limit": 500, "offset": offset})
+            if response.status_code != 200:
+                raise ValueError(f"Codex answered {response.status_code}")
+            body = response.json()
+            items = body.get("items") or []
+            for item in items:
+                terms.update(str(item.get(key) or "").strip()
+                             for key in ("name", "account_number"))
+            offset += len(items)
+            if not items or offset >= int(body.get("total") or 0):
+                break
+    except Exception as exc:  # the filter still works without the list, only more eagerly
+        log.warning("company names unavailable: %s", exc)
+        return cached[1] if cached else frozenset()
+    found = frozenset(term for term in terms if term)
+    app.extensions["brainhair.company_terms"] = (now + COMPANY_TERMS_SECONDS, found)
+    return found
+
+
+def filter_text(text: str, level: str, allow: Iterable[str] = ()) -> tuple[str, bool]:
     if level == "none" or not text:
         return text, False
     from hivematrix.brainhair.phi import get_filter
 
-    clean, changed = get_filter().filter_text(text, level)
+    clean, changed = get_filter().filter_text(text, level, allow=allow)
     return str(clean), bool(changed)
 
 
@@ -127,8 +166,10 @@ class StreamFilter:
     A name split over two deltas ("John" + " Smith") is still seen whole by the filter.
     """
 
-    def __init__(self, level: str) -> None:
+    def __init__(self, level: str, allow: Iterable[str] = ()) -> None:
         self.level = level
+        #: Terms the filter keeps (a live set: the turn's tool data adds to it).
+        self.allow = allow
         self.pending = ""
         self.shown: list[str] = []
         self.changed = False
@@ -151,7 +192,7 @@ class StreamFilter:
         return self._filtered(ready) if ready else ""
 
     def _filtered(self, text: str) -> str:
-        clean, changed = filter_text(text, self.level)
+        clean, changed = filter_text(text, self.level, self.allow)
         self.changed = self.changed or changed
         self.shown.append(clean)
         return clean
@@ -237,6 +278,8 @@ class Turn:
     #: A turn with no event for this long (not counting tools running or waiting for an
     #: approval) is ended as failed.
     idle_seconds: float = 120.0
+    #: Company names and account numbers the filter keeps (:func:`company_terms`).
+    terms: frozenset[str] = frozenset()
 
 
 def backend_for(app: Any) -> Backend:
@@ -311,7 +354,8 @@ def start_turn(app: Any, db: Session, user: Mapping[str, Any], token: str,
         level = company_level(services, account, default) if account else default
 
     history = history_at(sessions.messages(db, session.id), level)
-    message, changed = filter_text(turn_input.message, level)
+    known = company_terms(app, services) if level != "none" else frozenset()
+    message, changed = filter_text(turn_input.message, level, known)
 
     response = buffer.create(db, session.id, owner)
     claimed = db.execute(
@@ -335,7 +379,7 @@ def start_turn(app: Any, db: Session, user: Mapping[str, Any], token: str,
         registry=registry_for(app, database), backend=backend_for(app), services=services,
         approval_seconds=float(app.config["BRAINHAIR_APPROVAL_SECONDS"]),
         approval_poll=float(app.config.get("BRAINHAIR_APPROVAL_POLL_SECONDS", 0.2)),
-        idle_seconds=float(app.config["BRAINHAIR_TURN_IDLE_SECONDS"]))
+        idle_seconds=float(app.config["BRAINHAIR_TURN_IDLE_SECONDS"]), terms=known)
     result = {"response_id": response.id, "session_id": session.id}
     db.commit()
     worker = threading.Thread(target=run_turn, args=(database, turn),
@@ -370,7 +414,8 @@ class TurnRun:
             registry=Registry(self.tools), context=context, database=database,
             level=turn.level, emit=self.writer.emit, should_stop=self.stop,
             approval_seconds=turn.approval_seconds, approval_poll=turn.approval_poll)
-        self.text = StreamFilter(turn.level)
+        self.executor.terms.update(turn.terms)
+        self.text = StreamFilter(turn.level, allow=self.executor.terms)
         self.status = "done"
         self.error: str | None = None
 

@@ -33,6 +33,7 @@ import re
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
@@ -253,7 +254,7 @@ def allowed_spans(text: str, terms: Iterable[str] = ()) -> list[tuple[int, int]]
     return _allowed(text, _terms_pattern(terms))
 
 
-def _allowed(text: str, terms: re.Pattern[str] | None) -> list[tuple[int, int]]:
+def _allowed(text: str, terms: _Terms | None) -> list[tuple[int, int]]:
     spans: list[tuple[int, int]] = []
     for pattern in ALLOW_PATTERNS:
         for m in pattern.finditer(text):
@@ -265,12 +266,38 @@ def _allowed(text: str, terms: re.Pattern[str] | None) -> list[tuple[int, int]]:
     return spans
 
 
-def _terms_pattern(terms: Iterable[str]) -> re.Pattern[str] | None:
-    """One pattern for all of a call's protected values (longest first), matched whole."""
-    distinct = sorted({t for t in terms if t}, key=len, reverse=True)
-    if not distinct:
-        return None
-    return re.compile(rf"(?<!\w)(?:{'|'.join(re.escape(t) for t in distinct)})(?!\w)")
+_WORD = re.compile(r"\w+")
+
+
+class _Terms:
+    """A call's protected values, matched whole (longest first). A text is matched only
+    against the values whose first word it contains, so thousands of company names cost a
+    lookup per word of the text instead of a pattern of thousands of alternatives."""
+
+    def __init__(self, terms: Iterable[str]) -> None:
+        self.by_first: dict[str, set[str]] = {}
+        for term in terms:
+            first = _WORD.search(term)
+            if first:
+                self.by_first.setdefault(first.group().lower(), set()).add(term)
+
+    def finditer(self, text: str) -> Iterator[re.Match[str]]:
+        candidates = frozenset(term for word in {w.lower() for w in _WORD.findall(text)}
+                               for term in self.by_first.get(word, ()))
+        if candidates:
+            yield from _terms_regex(candidates).finditer(text)
+
+
+@lru_cache(maxsize=256)
+def _terms_regex(terms: frozenset[str]) -> re.Pattern[str]:
+    ordered = sorted(terms, key=len, reverse=True)
+    return re.compile(rf"(?<!\w)(?:{'|'.join(re.escape(t) for t in ordered)})(?!\w)")
+
+
+def _terms_pattern(terms: Iterable[str]) -> _Terms | None:
+    """The matcher of a call's protected values, or None when there are none."""
+    found = _Terms(t for t in terms if t)
+    return found if found.by_first else None
 
 
 def _identifier_term(value: str) -> str | None:
@@ -379,6 +406,14 @@ class PhiFilter:
         rebuilt = _rebuild(data, None, results)
         return rebuilt, any(item.changed for item in job.items)
 
+    def protected_terms(self, data: Any) -> set[str]:
+        """The identifiers, plan and company names a structure carries: what
+        :meth:`filter_data` protects in that call's free text. A turn keeps them, so the
+        model's reply may name "Acme Dental" or "620547" after a tool returned them."""
+        job = _Job()
+        _collect(data, None, job)
+        return set(job.terms)
+
     # --- the pass ---------------------------------------------------------------------------
 
     def _run(self, job: _Job, entities: tuple[str, ...]) -> None:
@@ -480,7 +515,7 @@ class PhiFilter:
                 for text, context in keys}
 
     def _replace(self, text: str, results: list[RecognizerResult], known: re.Pattern[str] | None,
-                 entities: tuple[str, ...], terms: re.Pattern[str] | None) -> str:
+                 entities: tuple[str, ...], terms: _Terms | None) -> str:
         """Replace what was found in one chunk (plus the call's known names)."""
         from presidio_analyzer import RecognizerResult as Result
         from presidio_anonymizer.entities import OperatorConfig

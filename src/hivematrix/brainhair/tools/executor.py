@@ -91,6 +91,9 @@ class TurnExecutor:
     results: list[dict[str, Any]] = field(default_factory=list)
     #: Whether the filter changed anything the model was given.
     filtered: bool = False
+    #: Identifiers, plan and company names the turn's tool data carried: kept as they are
+    #: wherever the model's reply quotes them (see ``PhiFilter.protected_terms``).
+    terms: set[str] = field(default_factory=set)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __call__(self, name: str, tool_input: dict[str, Any]) -> ToolResult:
@@ -141,7 +144,7 @@ class TurnExecutor:
                 db, session_id=self.context.session_id, user=self.context.user, tool=tool.name,
                 action=proposal.action, details=proposal.details, tool_input=tool_input,
                 seconds=self.approval_seconds, level=self.level,
-                response_id=self.context.response_id)
+                response_id=self.context.response_id, allow=self.terms)
             shown = approvals.to_dict(approval)
         self.emit("tool", {"phase": "approval", "tool": tool.name, "approval_id": shown["id"],
                            "status": "pending"})
@@ -190,7 +193,9 @@ class TurnExecutor:
             return data
         from hivematrix.brainhair.phi import get_filter
 
-        clean, changed = get_filter().filter_data(data, self.level)
+        phi = get_filter()
+        self.terms |= phi.protected_terms(data)
+        clean, changed = phi.filter_data(data, self.level, allow=self.terms)
         if changed:
             self.filtered = True
         return clean
