@@ -10,7 +10,7 @@ from apiflask.fields import Integer, String
 from flask import abort, request
 from flask.testing import FlaskClient
 
-from hivematrix.common.errors import problem_slug
+from hivematrix.common.errors import problem_slug, refusals_for
 from hivematrix.common.ratelimit import limit
 
 bp = APIBlueprint("errs", __name__)
@@ -58,6 +58,21 @@ def conflict() -> dict:
 def unavailable() -> dict:
     apiflask.abort(503, "database at 10.1.2.3 refused password", extra_data={"dsn": "x"},
                    headers={"Retry-After": "5"})
+
+
+class Refused(Exception):
+    """A business module's refusal: a status and the input field at fault."""
+
+    def __init__(self, message: str, status: int, field: str | None = None) -> None:
+        super().__init__(message)
+        self.status, self.field = status, field
+
+
+@bp.get("/refused/<int:status>")
+@refusals_for(Refused, rollback=False)
+def refused(status: int) -> dict[str, str]:
+    field = request.args.get("field")
+    raise Refused(f"{field or 'it'}: {SCRIPT} is not allowed", status, field)
 
 
 @bp.get("/limited")
@@ -247,3 +262,20 @@ def test_openapi_documents_errors_as_problems(client: FlaskClient) -> None:
     assert "422" in responses
     schema_text = json.dumps(spec)
     assert "retry_after" in schema_text and "correlation_id" in schema_text
+
+
+@pytest.mark.parametrize(("status", "title", "location"), [
+    (400, "Bad query parameter", "query"), (404, "Not found", "json"),
+    (409, "Conflict", "json"), (422, "Refused", "json")])
+def test_a_business_refusal_is_a_problem_naming_its_field(
+        client: FlaskClient, status: int, title: str, location: str) -> None:
+    body = assert_problem(client.get(f"/refused/{status}?field=rate"), status)
+    assert body["title"] == title
+    assert body["errors"] == {location: {"rate": [f"rate: {SCRIPT} is not allowed"]}}
+    page = client.get(f"/refused/{status}?field=rate", headers=HTML).get_data(as_text=True)
+    assert SCRIPT not in page and "&lt;script&gt;" in page
+
+
+def test_a_refusal_without_a_field_names_none(client: FlaskClient) -> None:
+    body = assert_problem(client.get("/refused/409"), 409)
+    assert "errors" not in body

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Any
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, ParamSpec, TypeVar
 
 from apiflask import APIFlask, HTTPError
 from flask import Response, current_app, g, json, render_template, request
@@ -73,6 +75,43 @@ def problem(
     for name, value in (headers or {}).items():
         response.headers[name] = value
     return response
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+#: Titles of the problems a business module's refusal becomes; any other status: "Refused".
+REFUSAL_TITLES = {400: "Bad query parameter", 403: "Forbidden", 404: "Not found",
+                  409: "Conflict", 502: "Bad gateway"}
+
+
+def refusals_for(error: type[Exception], *, rollback: bool = True
+                 ) -> Callable[[Callable[P, R]], Callable[P, R | Response]]:
+    """A view decorator turning ``error`` (a business module's refusal, with ``status`` and
+    the input ``field`` at fault) into a problem document naming that field — in the query
+    for a 400, in the body otherwise. The request's database session is rolled back first,
+    so a refused request leaves nothing half-written."""
+
+    def decorate(view: Callable[P, R]) -> Callable[P, R | Response]:
+        @wraps(view)
+        def wrapper(*args: P.args, **kwargs: P.kwargs) -> R | Response:
+            try:
+                return view(*args, **kwargs)
+            except error as exc:
+                if rollback:
+                    from hivematrix.common.db import get_session
+
+                    get_session().rollback()
+                status = int(getattr(exc, "status", 422))
+                field = getattr(exc, "field", None)
+                extra: dict[str, Any] = {}
+                if field:
+                    extra["errors"] = {"query" if status == 400 else "json": {field: [str(exc)]}}
+                return problem(status, str(exc), title=REFUSAL_TITLES.get(status, "Refused"),
+                               **extra)
+
+        return wrapper
+
+    return decorate
 
 
 def _validation_detail(errors: dict[str, Any]) -> str:

@@ -9,41 +9,18 @@ exist to stop.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from functools import wraps
-from typing import Any, ParamSpec, TypeVar
+from typing import Any
 
 from flask import Blueprint, g, request
-from werkzeug.wrappers import Response
 
 from hivematrix.brainhair.errors import BrainhairError
-from hivematrix.common.db import get_session
-from hivematrix.common.errors import problem
-
-P = ParamSpec("P")
-R = TypeVar("R")
+from hivematrix.common.errors import refusals_for
 
 STAFF = ("admin", "technician", "billing")
-TITLES = {400: "Bad query parameter", 403: "Forbidden", 404: "Not found", 409: "Conflict"}
 
 
-def refusals(view: Callable[P, R]) -> Callable[P, R | Response]:
-    """Turn :class:`BrainhairError` into a problem document naming the field."""
-
-    @wraps(view)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R | Response:
-        try:
-            return view(*args, **kwargs)
-        except BrainhairError as exc:
-            get_session().rollback()
-            extra: dict[str, Any] = {}
-            if exc.field:
-                location = "query" if exc.status == 400 else "json"
-                extra["errors"] = {location: {exc.field: [str(exc)]}}
-            return problem(exc.status, str(exc), title=TITLES.get(exc.status, "Refused"),
-                           **extra)
-
-    return wrapper
+#: Brainhair's refusals as problem documents naming the field.
+refusals = refusals_for(BrainhairError)
 
 
 def current_user() -> dict[str, Any]:

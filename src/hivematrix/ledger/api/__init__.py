@@ -6,52 +6,28 @@ client users are refused. Services are admitted route by route.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from contextlib import AbstractContextManager
 from datetime import UTC, date, datetime
-from functools import wraps
-from typing import Any, ParamSpec, TypeVar
+from typing import Any
 
 import httpx
 from apiflask import APIBlueprint
 from flask import g, request
-from werkzeug.wrappers import Response
 
-from hivematrix.common.db import get_session
-from hivematrix.common.errors import problem
+from hivematrix.common.errors import refusals_for
 from hivematrix.common.service_client import call_service, stream_service
 from hivematrix.ledger.billing import period_of
 from hivematrix.ledger.errors import LedgerError
 from hivematrix.ledger.inputs import Period
-
-P = ParamSpec("P")
-R = TypeVar("R")
 
 READERS = ("admin", "technician", "billing")
 WRITERS = ("admin", "billing")
 #: Services that read bills (the assistant answers billing questions, Helm checks health).
 READER_SERVICES = ("brainhair", "helm")
 
-TITLES = {400: "Bad query parameter", 404: "Not found", 409: "Conflict", 502: "Bad gateway"}
 
-
-def refusals(view: Callable[P, R]) -> Callable[P, R | Response]:
-    """Turn :class:`LedgerError` into a problem document naming the field."""
-
-    @wraps(view)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R | Response:
-        try:
-            return view(*args, **kwargs)
-        except LedgerError as exc:
-            get_session().rollback()
-            extra: dict[str, Any] = {}
-            if exc.field:
-                location = "query" if exc.status == 400 else "json"
-                extra["errors"] = {location: {exc.field: [str(exc)]}}
-            return problem(exc.status, str(exc), title=TITLES.get(exc.status, "Refused"),
-                           **extra)
-
-    return wrapper
+#: Ledger's refusals as problem documents naming the field.
+refusals = refusals_for(LedgerError)
 
 
 def today() -> date:
