@@ -2,8 +2,9 @@
 Ledger, Brainhair and Nexus run as real processes, and Brainhair's model is the stand-in
 ``claude`` (the Claude Code CLI's contract) calling our MCP bridge.
 
-The reply streams into the page; the model's markup (an ``<img onerror>``) is shown as text;
-the write it asks for opens the approval modal, and approving it changes Ledger.
+The reply streams into the page as sanitised markdown; the model's markup (an
+``<img onerror>``) is shown as text; the write it asks for opens the approval modal, and
+approving it changes Ledger.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ WAIT_MS = 30_000
 ACME = "620547"
 MARKUP = '<img src=x onerror="alert(1)">'
 STEPS = [
-    {"say": f"Acme's bill uses the plan rate. Note: {MARKUP} is how the ticket looked.\n"},
+    {"say": f"Acme's bill uses the **plan rate**. Note: {MARKUP} is how the ticket looked.\n"},
     {"tool": "ledger_set_override",
      "input": {"account_number": ACME, "set": {"per_user": "44.00"}}},
     {"say": "The per-user rate is now 44.00."},
@@ -76,8 +77,12 @@ def test_a_reply_streams_markup_stays_text_and_an_approval_is_answered(
         expect(modal).to_be_visible(timeout=WAIT_MS)
         expect(modal.locator("[data-approval-details]")).to_contain_text("44.00")
         assert per_user(chat_platform) in (None, "")  # nothing written yet
-        expect(log.locator("[data-role=assistant]").last).to_contain_text(
-            "Acme's bill uses the plan rate")
+        streaming = log.locator("[data-role=assistant]").last
+        expect(streaming).to_contain_text("Acme's bill uses the plan rate")
+        # Streamed text is already the server's sanitised markdown: bold, markup as text.
+        expect(streaming.locator("strong")).to_have_text("plan rate")
+        expect(streaming).to_contain_text(MARKUP)
+        assert streaming.locator("img").count() == 0
         modal.locator("[data-approval-approve]").click()
         expect(modal).to_be_hidden()
 

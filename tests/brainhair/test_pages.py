@@ -156,3 +156,24 @@ def test_the_inbox_decides_a_waiting_write(
     again = submit_form(client, tech, f"/approvals/{approval_id.group(1)}",
                         {"decision": "deny"}, "/")
     assert again.status_code == 409
+
+
+def test_the_poll_renders_the_reply_so_far_as_sanitised_html(
+        make_app: Callable[..., Flask], as_user: Callable[..., dict[str, str]]) -> None:
+    backend = ScriptedBackend([[say("**Bold** claim. "), say("<img src=x onerror=alert(1)> "
+                                                              "stays text.\n")]])
+    client = make_app(backend=backend).test_client()
+    tech = as_user("technician", **TECH)
+    started = client.post("/api/chat", json={"message": "hello"}, headers=tech).get_json()
+    path = f"/api/chat/poll/{started['response_id']}"
+    wait_until(lambda: client.get(path, headers=tech).get_json()["done"])
+    body = client.get(f"{path}?render=html", headers=tech).get_json()
+    assert body["html"].startswith("<p><strong>Bold</strong> claim. &lt;img src=x onerror=")
+    assert "<img" not in body["html"]
+    # Asked from an offset, the html is still everything before the answer's offset.
+    later = client.get(f"{path}?offset={body['offset']}&render=html", headers=tech).get_json()
+    assert later["chunks"] == [] and later["html"] == body["html"]
+    refused = client.get(f"{path}?render=markdown", headers=tech)
+    assert refused.status_code == 400
+    assert refused.get_json()["errors"] == {"query": {"render": [
+        "render: the only choice is html"]}}

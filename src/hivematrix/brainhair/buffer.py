@@ -67,6 +67,14 @@ def read(db: Session, response_id: str, offset: int = 0,
     return [{**row.payload, "seq": row.seq, "type": row.kind} for row in rows]
 
 
+def text_before(db: Session, response_id: str, offset: int) -> str:
+    """The reply's text so far: every ``text`` chunk before ``offset``, in order."""
+    rows = db.scalars(select(ChatChunk.payload).where(
+        ChatChunk.response_id == response_id, ChatChunk.kind == "text",
+        ChatChunk.seq < offset).order_by(ChatChunk.seq))
+    return "".join(str(payload.get("text") or "") for payload in rows)
+
+
 def poll(db: Session, response_id: str, owner_id: str, offset: int = 0) -> dict[str, Any]:
     """What a poll answers. The status is read before the chunks: a turn's last chunks and
     its final status are committed together, so "done" always comes with everything."""

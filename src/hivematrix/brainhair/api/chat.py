@@ -5,13 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 from apiflask import APIBlueprint
-from flask import current_app
+from flask import current_app, request
 
 from hivematrix.brainhair import buffer, chat, sessions
 from hivematrix.brainhair.api import STAFF, current_user, json_body, query_int, refusals
+from hivematrix.brainhair.errors import BrainhairError
 from hivematrix.common import ratelimit
 from hivematrix.common.auth import bearer_token, permission_required
 from hivematrix.common.db import get_session
+from hivematrix.common.markdown import render_untrusted
 
 bp = APIBlueprint("chat", __name__, tag="Chat")
 
@@ -41,14 +43,23 @@ def start() -> Any:
                     "`action`, `details`, `expires_at`: show the approval dialog), `status` "
                     "(`text`; after a decision also `approval_id` and `status` approved, "
                     "denied or expired), `error` (`text`) or `done` (`status`). Any worker "
-                    "answers. Your own replies only (404 otherwise).")
+                    "answers. Your own replies only (404 otherwise). With `render=html` the "
+                    "answer also has `html`: the reply's text so far as sanitised HTML (its "
+                    "markdown rendered, any markup in it shown as text), for the chat page.")
 @permission_required(*STAFF)
 @ratelimit.exempt
 @refusals
 def poll(response_id: str) -> Any:
     offset = query_int("offset", 0, 0, 10**9)
+    render = request.args.get("render")
+    if render not in (None, "", "html"):
+        raise BrainhairError("render: the only choice is html", field="render", status=400)
     owner = sessions.owner_of(current_user())
-    return buffer.poll(get_session(), response_id, owner, offset)
+    answer = buffer.poll(get_session(), response_id, owner, offset)
+    if render == "html":
+        text = buffer.text_before(get_session(), response_id, answer["offset"])
+        answer["html"] = render_untrusted(text)
+    return answer
 
 
 @bp.post("/api/chat/stop/<response_id>")

@@ -131,12 +131,20 @@
     let offset = 0;
     let done = false;
     while (!done) {
-      const answer = await call(`/chat/poll/${encodeURIComponent(id)}?offset=${offset}`);
+      const answer = await call(`/chat/poll/${encodeURIComponent(id)}?offset=${offset}&render=html`);
       if (!answer.ok) {
         reply.item.append(element("p", "form__error", problemText(answer)));
         break;
       }
-      for (const chunk of answer.body.chunks || []) handle(chunk, reply);
+      const chunks = answer.body.chunks || [];
+      for (const chunk of chunks) handle(chunk, reply);
+      if (chunks.some((chunk) => (chunk.type || chunk.kind) === "text") && typeof answer.body.html === "string") {
+        // The server's sanitised rendering of the text so far (markup in it stays text).
+        const body = element("div", "chat__body");
+        body.innerHTML = answer.body.html;
+        reply.body.replaceWith(body);
+        reply.body = body;
+      }
       offset = answer.body.offset;
       done = Boolean(answer.body.done);
       if (!done) await new Promise((resolve) => setTimeout(resolve, POLL_MS));
