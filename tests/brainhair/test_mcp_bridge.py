@@ -59,6 +59,27 @@ def _bridge_params(tools_socket: ToolSocket, token: str | None = None) -> StdioS
         env={TOKEN_ENV: token if token is not None else tools_socket.token})
 
 
+def run_apart(function: Any, *args: Any) -> Any:
+    """``anyio.run`` in a thread of its own: a browser test earlier in the same worker may
+    leave an event loop running in the main thread (Playwright's sync API), and one loop
+    cannot run inside another."""
+    outcome: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            outcome["value"] = anyio.run(function, *args)
+        except BaseException as exc:  # handed back to the test's thread
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=target, name="mcp-client")
+    thread.start()
+    thread.join(120)
+    assert not thread.is_alive(), "the MCP client did not finish"
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
+
+
 def test_socket_directory_is_private_and_token_required() -> None:
     executor = Executor()
     with ToolSocket(_tools(), executor) as tools_socket:
@@ -133,7 +154,7 @@ def test_bridge_lists_and_forwards_calls_over_mcp() -> None:
                     "deny": deny, "write": write_result, "waited": waited}
 
     with ToolSocket(_tools(), executor) as tools_socket:
-        got = anyio.run(scenario, tools_socket)
+        got = run_apart(scenario, tools_socket)
     assert got["names"] == ["get_company", "rename_company", "approve"]
     assert got["schema"] == SCHEMA
     assert json.loads(got["result"].content[0].text) == {"name": "Acme", "account": "620547"}
@@ -156,7 +177,7 @@ def test_bridge_with_wrong_token_reaches_nothing() -> None:
             return await session.call_tool("get_company", {"name": "Acme"})
 
     with ToolSocket(_tools(), executor) as tools_socket:
-        result = anyio.run(scenario, tools_socket)
+        result = run_apart(scenario, tools_socket)
     assert result.is_error is True
     assert "refused" in result.content[0].text
     assert executor.calls == []

@@ -319,7 +319,7 @@ def test_accept_every_bill_in_the_background(client: FlaskClient, ledger_app: Fl
              202)
     assert job["status"] == "queued" and job["triggered_by"] == "billing-user"
     join_jobs(ledger_app)
-    assert codex.calls == [BULK]
+    assert codex.calls == [STREAMED]  # one streamed read for the whole job
     done = ok(client.get(f"/archive/jobs/{job['id']}", headers=billing))
     assert (done["status"], done["total"], done["processed"]) == ("finished", 3, 3)
     assert (done["created"], done["skipped"], done["failed"]) == (1, 1, 1)
