@@ -8,7 +8,6 @@ and writes through the pages' forms there."""
 
 from __future__ import annotations
 
-import json
 import re
 import uuid
 from collections.abc import Callable, Iterator
@@ -17,15 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
 from flask import Flask
 from playwright.sync_api import expect
 
-from hivematrix.cli import main
 from hivematrix.common.testing import (
-    ServiceProcess,
     TokenFactory,
-    free_port,
     serve_wsgi,
     watched_page,
 )
@@ -34,7 +29,7 @@ from hivematrix.knowledgetree.items import ROOT_ID, KnowledgeTree
 from hivematrix.knowledgetree.testing import FalkorDBServer
 from tests.knowledgetree.apiapp import kt_app_fixture, kt_fixture  # noqa: F401 - the fixtures
 from tests.knowledgetree.codexsite import CodexSite, codex_site_fixture  # noqa: F401
-from tests.nexus.conftest import create_users, sign_in
+from tests.nexus.conftest import running_platform, sign_in
 
 pytestmark = [pytest.mark.browser]
 WAIT_MS = 15_000
@@ -219,25 +214,10 @@ class Platform:
 def platform(tmp_path_factory: pytest.TempPathFactory,
              falkordb_server: FalkorDBServer) -> Iterator[Platform]:
     home = tmp_path_factory.mktemp("kt-platform")
-    names = ("identity", "core", "knowledgetree", "nexus")
-    ports = {name: free_port() for name in names}
-    services = {name: {"url": f"http://127.0.0.1:{port}", "port": port, "title": name.title(),
-                       "visible": name == "knowledgetree", "admin_only": False,
-                       "billing_or_admin_only": False}
-                for name, port in ports.items()}
-    (home / "services.json").write_text(json.dumps(services))
-    result = CliRunner().invoke(main, ["init"], env={"HIVEMATRIX_HOME": str(home)})
-    assert result.exit_code == 0, result.output
     graph = f"kt-nexus-{uuid.uuid4().hex}"
-    identity_url = services["identity"]["url"]
-    envs = {
-        "identity": {"IDENTITY_REDIRECT_URIS": f"{services['nexus']['url']}/keycloak-callback"},
-        "core": {"OIDC_ISSUER_URL": f"{identity_url}/realms/hivematrix"},
-        "knowledgetree": {"KT_GRAPH_URL": f"falkordb://127.0.0.1:{falkordb_server.port}/{graph}",
-                          "KT_SCHEDULER": "false", "KT_FILES_DIR": str(home / "kt-files")},
-        "nexus": {"KEYCLOAK_BACKEND_URL": identity_url, "NEXUS_LOGIN_RATE_LIMIT": "600/minute"},
-    }
-    processes: dict[str, ServiceProcess] = {}
+    env = {"knowledgetree": {
+        "KT_GRAPH_URL": f"falkordb://127.0.0.1:{falkordb_server.port}/{graph}",
+        "KT_SCHEDULER": "false", "KT_FILES_DIR": str(home / "kt-files")}}
     store = FalkorDBStore(port=falkordb_server.port, graph=graph)
     try:
         # The graph with its root first: KnowledgeTree's health check fails on a graph that
@@ -245,14 +225,10 @@ def platform(tmp_path_factory: pytest.TempPathFactory,
         # healthy.
         tree = KnowledgeTree(store, Path(home / "kt-files"))
         tree.ensure_ready()
-        for name in names:
-            processes[name] = ServiceProcess(name, home, port=ports[name],
-                                             env=envs[name]).start()
-        create_users(home)
-        yield Platform(services["nexus"]["url"], tree)
+        with running_platform(home, ("knowledgetree",), env=env,
+                              visible=("knowledgetree",)) as running:
+            yield Platform(running.nexus, tree)
     finally:
-        for process in processes.values():
-            process.stop()
         store.drop_all()
         store.close()
 

@@ -2,7 +2,7 @@
 
 One blueprint (``knowledgetree_pages``); each module below adds its routes to it when
 imported. Plain logic the pages need is in :mod:`.logic`; rendering articles is
-:mod:`hivematrix.knowledgetree.render`.
+:mod:`hivematrix.common.markdown`.
 """
 
 from __future__ import annotations

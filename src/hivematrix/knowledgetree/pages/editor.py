@@ -13,6 +13,7 @@ from typing import Any
 from flask import current_app, redirect, request, url_for
 
 from hivematrix.common.auth import permission_required
+from hivematrix.common.markdown import render as render_content
 from hivematrix.knowledgetree import context
 from hivematrix.knowledgetree.api import (
     READERS,
@@ -33,7 +34,6 @@ from hivematrix.knowledgetree.pages.base import (
     knowledge,
     render,
 )
-from hivematrix.knowledgetree.render import render as render_content
 from hivematrix.knowledgetree.settings import allowed_extensions
 
 #: Form fields whose refusals are shown beside the field rather than as an error page.

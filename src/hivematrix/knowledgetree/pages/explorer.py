@@ -9,6 +9,7 @@ from flask import redirect, request, session, url_for
 from werkzeug.exceptions import BadRequest
 
 from hivematrix.common.auth import permission_required
+from hivematrix.common.markdown import render as render_content
 from hivematrix.knowledgetree.api import READERS, readable, refusals
 from hivematrix.knowledgetree.context import ancestry
 from hivematrix.knowledgetree.items import ROOT_ID, KnowledgeError, KnowledgeTree
@@ -26,7 +27,6 @@ from hivematrix.knowledgetree.pages.base import (
     subject,
     view,
 )
-from hivematrix.knowledgetree.render import render as render_content
 
 SEARCH_PAGE_SIZE = 20
 

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from hivematrix.knowledgetree.render import language, markdown_html, render, sanitise
+from hivematrix.common.markdown import language, markdown_html, render, sanitise
 
 FORMATS = ["markdown", "html"]
 
