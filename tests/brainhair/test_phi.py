@@ -641,3 +641,11 @@ def test_thousands_of_protected_company_names_keep_the_ones_mentioned(pf: PhiFil
     # Without the names, the small model takes the client for a person.
     bare, _ = pf.filter_text("Reset the VPN for Beta Law and call Maria Lopez.", "phi")
     assert "Lopez" not in bare
+
+
+def test_filter_data_reports_the_terms_it_protected(pf: PhiFilter) -> None:
+    company = {"account_number": "620547", "name": "Acme Dental", "billing_plan": "Gold",
+               "contacts": [{"name": "Dana Reyes"}]}
+    found: set[str] = set()
+    pf.filter_data(company, "phi", found=found)
+    assert found == pf.protected_terms(company)

@@ -18,18 +18,13 @@ from hivematrix.brainhair import approvals, chat, sessions
 from hivematrix.brainhair.api import refusals
 from hivematrix.brainhair.errors import BrainhairError
 from hivematrix.brainhair.models import ChatMessage, ChatSession
-from hivematrix.common.auth import permission_required
+from hivematrix.common.auth import bearer_token, permission_required
 from hivematrix.common.db import get_session
 from hivematrix.common.markdown import render_untrusted
 
 bp = APIBlueprint("brainhair_pages", __name__, enable_openapi=False)
 STAFF = ("admin", "technician", "billing")
 HISTORY_PAGE = 25
-
-
-def _token() -> str:
-    header = request.headers.get("Authorization", "")
-    return header.split(" ", 1)[1].strip() if header.lower().startswith("bearer ") else ""
 
 
 def _render(template: str, status: int = 200, **context: Any) -> tuple[str, int]:
@@ -79,7 +74,7 @@ def send() -> Response | tuple[str, int]:
     body = {"message": request.form.get("message", ""),
             "session_id": request.form.get("session_id") or None}
     try:
-        started = chat.start_turn(current_app, db, g.user, _token(), body)
+        started = chat.start_turn(current_app, db, g.user, bearer_token() or "", body)
     except BrainhairError as exc:
         if exc.status >= 500 or exc.field not in ("message", "session_id"):
             raise

@@ -389,18 +389,22 @@ class PhiFilter:
         self._run(job, entities)
         return [(item.result, item.changed) for item in job.items]
 
-    def filter_data(self, data: Any, level: str, *,
-                    allow: Iterable[str] = ()) -> tuple[Any, bool]:
+    def filter_data(self, data: Any, level: str, *, allow: Iterable[str] = (),
+                    found: set[str] | None = None) -> tuple[Any, bool]:
         """Filter every string in a JSON-like structure (one pass): ``(filtered, changed)``.
 
         Dict keys, non-string leaves and values under identifier keys are left alone; the
-        identifiers found are protected wherever free text quotes them.
+        identifiers found are protected wherever free text quotes them, and added to
+        ``found`` when given (what :meth:`protected_terms` would return, without a second
+        walk).
         """
         entities = _entities_for(level)
         if not entities:
             return data, False
         job = _Job(terms={str(a) for a in allow})
         _collect(data, None, job)
+        if found is not None:
+            found |= job.terms
         self._run(job, entities)
         results = iter(job.items)
         rebuilt = _rebuild(data, None, results)

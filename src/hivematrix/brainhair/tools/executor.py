@@ -193,9 +193,8 @@ class TurnExecutor:
             return data
         from hivematrix.brainhair.phi import get_filter
 
-        phi = get_filter()
-        self.terms |= phi.protected_terms(data)
-        clean, changed = phi.filter_data(data, self.level, allow=self.terms)
+        clean, changed = get_filter().filter_data(data, self.level, allow=self.terms,
+                                                  found=self.terms)
         if changed:
             self.filtered = True
         return clean
