@@ -11,6 +11,8 @@ from typing import Any
 
 from flask import Flask
 
+from hivematrix.brainhair import sessions
+from hivematrix.brainhair.pages import HISTORY_PAGE
 from hivematrix.common.testing import HTML, csrf_of, get_page, submit_form
 from tests.brainhair.conftest import Recorder, ScriptedBackend, call, say
 
@@ -120,6 +122,32 @@ def test_history_lists_and_searches_only_my_chats(
     page = get_page(client, tech, "/history?q=printer")
     assert page.count('data-testid="session"') == 1 and first in page
     assert "No chat matches" in get_page(client, tech, "/history?q=nothing-like-this")
+
+
+def test_history_pages_through_many_chats(
+        make_app: Callable[..., Flask], as_user: Callable[..., dict[str, str]]) -> None:
+    app = make_app()
+    with app.extensions["hivematrix.db"].transaction() as db:
+        for n in range(HISTORY_PAGE + 2):
+            sessions.create(db, TECH, title=f"Chat number {n:02d}")
+        sessions.create(db, OTHER, title="Someone else's chat")
+    client, tech = app.test_client(), as_user("technician", **TECH)
+
+    first = get_page(client, tech, "/history")
+    assert first.count('data-testid="session"') == HISTORY_PAGE
+    assert f"Showing 1\u2013{HISTORY_PAGE} of {HISTORY_PAGE + 2} chats." in first
+    assert 'href="/history?page=2" rel="next"' in first
+    second = get_page(client, tech, "/history?page=2")
+    assert second.count('data-testid="session"') == 2
+    assert f"Showing {HISTORY_PAGE + 1}\u2013{HISTORY_PAGE + 2} of {HISTORY_PAGE + 2}" in second
+    assert "Someone else" not in first + second
+    # Past the end: the last page, not an empty table; nonsense: the first.
+    last = get_page(client, tech, "/history?page=9")
+    assert 'aria-current="page">2<' in last and last.count('data-testid="session"') == 2
+    assert get_page(client, tech, "/history?page=-3").count('data-testid="session"') == 25
+    # The search is kept in the page links.
+    searched = get_page(client, tech, "/history?q=number")
+    assert 'href="/history?q=number&amp;page=2"' in searched
 
 
 def test_the_inbox_decides_a_waiting_write(

@@ -8,6 +8,7 @@ for its human never depends on a chat being open.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from apiflask import APIBlueprint
@@ -21,10 +22,21 @@ from hivematrix.brainhair.models import ChatMessage, ChatSession
 from hivematrix.common.auth import bearer_token, permission_required
 from hivematrix.common.db import get_session
 from hivematrix.common.markdown import render_untrusted
+from hivematrix.common.paging import Pager
 
 bp = APIBlueprint("brainhair_pages", __name__, enable_openapi=False)
 STAFF = ("admin", "technician", "billing")
 HISTORY_PAGE = 25
+
+
+@dataclass(frozen=True)
+class HistorySearch:
+    """What the history page lists by, as the kit's pagination macro links to it."""
+
+    q: str
+
+    def link_args(self, page: int) -> dict[str, Any]:
+        return {"q": self.q or None, "page": page}
 
 
 def _render(template: str, status: int = 200, **context: Any) -> tuple[str, int]:
@@ -102,14 +114,17 @@ def history() -> tuple[str, int]:
     db = get_session()
     query = request.args.get("q", "").strip()[:200]
     page = request.args.get("page", "1")
-    number = int(page) if page.isdigit() and int(page) > 0 else 1
-    offset = (number - 1) * HISTORY_PAGE
+    number = int(page) if page.isdigit() and 0 < int(page) < 1_000_000 else 1
     rows, total = sessions.list_sessions(db, g.user, q=query or None, limit=HISTORY_PAGE,
-                                         offset=offset)
+                                         offset=(number - 1) * HISTORY_PAGE)
+    if not rows and number > Pager(number, HISTORY_PAGE, total).pages:  # past the end: the last
+        number = Pager(number, HISTORY_PAGE, total).pages
+        rows, total = sessions.list_sessions(db, g.user, q=query or None, limit=HISTORY_PAGE,
+                                             offset=(number - 1) * HISTORY_PAGE)
     counts = sessions.message_counts(db, [row.id for row in rows])
     listed = [sessions.to_dict(row, message_count=counts.get(row.id, 0)) for row in rows]
-    return _render("history.html", section="history", sessions=listed, total=total,
-                   query=query, page=number, offset=offset)
+    return _render("history.html", section="history", sessions=listed, query=query,
+                   pager=Pager(number, HISTORY_PAGE, total), search=HistorySearch(query))
 
 
 @bp.get("/approvals")
