@@ -117,8 +117,9 @@ def history() -> tuple[str, int]:
     number = int(page) if page.isdigit() and 0 < int(page) < 1_000_000 else 1
     rows, total = sessions.list_sessions(db, g.user, q=query or None, limit=HISTORY_PAGE,
                                          offset=(number - 1) * HISTORY_PAGE)
-    if not rows and number > Pager(number, HISTORY_PAGE, total).pages:  # past the end: the last
-        number = Pager(number, HISTORY_PAGE, total).pages
+    last = Pager(number, HISTORY_PAGE, total).pages
+    if not rows and number > last:  # past the end: show the last page
+        number = last
         rows, total = sessions.list_sessions(db, g.user, q=query or None, limit=HISTORY_PAGE,
                                              offset=(number - 1) * HISTORY_PAGE)
     counts = sessions.message_counts(db, [row.id for row in rows])
