@@ -358,8 +358,10 @@ def test_outage_is_buffered_and_delivered_when_helm_returns(recorder: Recorder) 
     for n in range(5, 8):
         shipper.put({"n": n})
     recorder.failing = None
-    wait_for(lambda: recorder.delivered == list(range(8)))
-    assert shipper.failures == 0 and shipper.pending == 0
+    # The shipper counts a send as done once it has returned: wait for that, not only for
+    # the records to arrive.
+    wait_for(lambda: recorder.delivered == list(range(8))
+             and shipper.failures == 0 and shipper.pending == 0)
     shipper.close()
 
 
