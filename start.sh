@@ -4,7 +4,7 @@
 # Running it again while the platform is up changes nothing. ./stop.sh stops it.
 set -euo pipefail
 source "$(dirname "$0")/scripts/lib.sh"
-ensure_venv
+ensure_venv phi
 hivematrix init
 hivematrix start "$@"
 say "HiveMatrix is up; state lives in $HIVEMATRIX_HOME. Stop it with ./stop.sh"

@@ -5,7 +5,7 @@
 set -euo pipefail
 source "$(dirname "$0")/scripts/lib.sh"
 source "$ROOT/scripts/services.sh"
-ensure_venv dev
+ensure_venv dev,phi
 cd "$ROOT"
 
 ensure_postgres

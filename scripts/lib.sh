@@ -19,23 +19,28 @@ find_python() {
 }
 
 # ensure_venv [EXTRAS] — create .venv and (re)install the project when pyproject.toml changed.
-# The stamp file names the extras installed for this pyproject.toml; a plain install is
-# satisfied by any stamp, an install with extras only by a stamp that lists them.
+# EXTRAS is comma-separated ("dev,phi"). The stamp file lists, one per line, the extras
+# installed for this pyproject.toml; an install is satisfied when every extra asked for is
+# listed (a plain install by any stamp), so ./start.sh never reinstalls under ./test.sh.
 ensure_venv() {
-  local extras="${1:-}" spec="." stamp
+  local extras="${1:-}" spec="." stamp extra missing=""
   [ -n "$extras" ] && spec=".[$extras]"
   if [ ! -x "$VENV/bin/python" ]; then
     say "creating $VENV"
     "$(find_python)" -m venv "$VENV" || die "could not create a virtual environment"
   fi
   stamp="$VENV/.installed-$(sha256sum "$ROOT/pyproject.toml" | cut -c1-16)"
-  if [ ! -f "$stamp" ] || { [ -n "$extras" ] && ! grep -qx "$extras" "$stamp"; }; then
+  for extra in ${extras//,/ }; do
+    grep -qx "$extra" "$stamp" 2>/dev/null || missing=1
+  done
+  if [ ! -f "$stamp" ] || [ -n "$missing" ]; then
     say "installing hivematrix${extras:+ with $extras extras} into .venv"
     "$VENV/bin/python" -m pip install --quiet --upgrade pip >/dev/null
     (cd "$ROOT" && "$VENV/bin/python" -m pip install --quiet -e "$spec") ||
       die "pip install failed"
     [ -f "$stamp" ] || rm -f "$VENV"/.installed-*
-    echo "${extras:-base}" >> "$stamp"
+    echo base >> "$stamp"
+    for extra in ${extras//,/ }; do echo "$extra" >> "$stamp"; done
   fi
   export PATH="$VENV/bin:$PATH"
 }

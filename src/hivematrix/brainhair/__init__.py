@@ -46,6 +46,9 @@ def create_app(settings: Mapping[str, Any] | None = None) -> APIFlask:
 
     app = create_service_app(SERVICE.name, settings, title="HiveMatrix Brainhair",
                              blueprints=blueprints(), defaults=DEFAULTS)
+    from hivematrix.brainhair.phi import health_check
+
+    app.extensions["hivematrix.health"].add("phi_filter", health_check, critical=False)
     if app.config["BRAINHAIR_SCHEDULER"] and not app.testing:
         from hivematrix.brainhair.sessions import IdleCloser
 

@@ -19,6 +19,7 @@ from hivematrix.brainhair import approvals, chat, sessions
 from hivematrix.brainhair.api import refusals
 from hivematrix.brainhair.errors import BrainhairError
 from hivematrix.brainhair.models import ChatMessage, ChatSession
+from hivematrix.brainhair.phi import FilterUnavailable
 from hivematrix.common.auth import bearer_token, permission_required
 from hivematrix.common.db import get_session
 from hivematrix.common.markdown import render_untrusted
@@ -88,7 +89,9 @@ def send() -> Response | tuple[str, int]:
     try:
         started = chat.start_turn(current_app, db, g.user, bearer_token() or "", body)
     except BrainhairError as exc:
-        if exc.status >= 500 or exc.field not in ("message", "session_id"):
+        # Shown beside the message box: what was typed, and why it was not sent (a missing
+        # filter too: the page still works, only the chat is refused).
+        if exc.field not in ("message", "session_id") and not isinstance(exc, FilterUnavailable):
             raise
         db.rollback()
         session = (sessions.get(db, body["session_id"], g.user) if body["session_id"]

