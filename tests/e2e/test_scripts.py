@@ -3,6 +3,7 @@
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import httpx
@@ -28,6 +29,12 @@ def test_start_stop_cycle(hm_home: Path, fake_core: FakeCore) -> None:
         {name: {"url": f"http://127.0.0.1:{port}", "port": port} for name, port in ports.items()}))
     base = f"http://127.0.0.1:{ports['template']}"
     env = {**os.environ, "HIVEMATRIX_HOME": str(hm_home), "CORE_SERVICE_URL": fake_core.url}
+    # Not FalkorDB's default port: another test may be running a whole platform meanwhile.
+    graph = subprocess.run([sys.executable, "-m", "hivematrix.cli", "config", "set",
+                            "databases.graph",
+                            json.dumps({"backend": "falkordb", "port": free_port()})],
+                           env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert graph.returncode == 0, graph.stderr
 
     started = script("start.sh", env)
     try:

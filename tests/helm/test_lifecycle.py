@@ -33,6 +33,11 @@ def test_start_crash_refuse_and_stop_every_service(hm_home: Path, fake_core: Fak
         {name: {"url": f"http://127.0.0.1:{port}", "port": port} for name, port in ports.items()}))
     env = {**os.environ, "HIVEMATRIX_HOME": str(hm_home), "CORE_SERVICE_URL": fake_core.url,
            "COLUMNS": "200"}
+    # Not FalkorDB's default port: another test may be running a whole platform meanwhile.
+    graph_port = free_port()
+    graph = cli(env, "config", "set", "databases.graph",
+                json.dumps({"backend": "falkordb", "port": graph_port}))
+    assert graph.returncode == 0, graph.stderr
     supervisors: dict[str, int] = {}
     services: dict[str, int] = {}
     try:
@@ -43,6 +48,7 @@ def test_start_crash_refuse_and_stop_every_service(hm_home: Path, fake_core: Fak
         # KnowledgeTree needs a graph, so Helm also runs the embedded FalkorDB, before it.
         assert sorted(healthy) == sorted([*names, "falkordb"])
         assert healthy.index("falkordb") < healthy.index("knowledgetree")
+        assert f"falkordb: healthy at redis://127.0.0.1:{graph_port}" in started.stderr
         # Dependencies first: the identity provider, then Core, then the gateway.
         assert healthy.index("identity") < healthy.index("core") < healthy.index("nexus")
         assert healthy.index("core") < healthy.index("template")
