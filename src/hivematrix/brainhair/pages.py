@@ -89,8 +89,8 @@ def send() -> Response | tuple[str, int]:
     try:
         started = chat.start_turn(current_app, db, g.user, bearer_token() or "", body)
     except BrainhairError as exc:
-        # Shown beside the message box: what was typed, and why it was not sent (a missing
-        # filter too: the page still works, only the chat is refused).
+        # Shown beside the message box: why it was not sent (a missing filter too: the page
+        # still works, only the chat is refused).
         if exc.field not in ("message", "session_id") and not isinstance(exc, FilterUnavailable):
             raise
         db.rollback()
@@ -118,17 +118,20 @@ def history() -> tuple[str, int]:
     query = request.args.get("q", "").strip()[:200]
     page = request.args.get("page", "1")
     number = int(page) if page.isdigit() and 0 < int(page) < 1_000_000 else 1
-    rows, total = sessions.list_sessions(db, g.user, q=query or None, limit=HISTORY_PAGE,
-                                         offset=(number - 1) * HISTORY_PAGE)
-    last = Pager(number, HISTORY_PAGE, total).pages
-    if not rows and number > last:  # past the end: show the last page
-        number = last
-        rows, total = sessions.list_sessions(db, g.user, q=query or None, limit=HISTORY_PAGE,
-                                             offset=(number - 1) * HISTORY_PAGE)
+    rows, pager = _history_page(db, query, number)
+    if not rows and number > pager.pages:  # past the end: show the last page
+        rows, pager = _history_page(db, query, pager.pages)
     counts = sessions.message_counts(db, [row.id for row in rows])
     listed = [sessions.to_dict(row, message_count=counts.get(row.id, 0)) for row in rows]
     return _render("history.html", section="history", sessions=listed, query=query,
-                   pager=Pager(number, HISTORY_PAGE, total), search=HistorySearch(query))
+                   pager=pager, search=HistorySearch(query))
+
+
+def _history_page(db: Any, query: str, number: int) -> tuple[list[ChatSession], Pager]:
+    """Page ``number`` of the user's chats (matching ``query``), with its pager."""
+    rows, total = sessions.list_sessions(db, g.user, q=query or None, limit=HISTORY_PAGE,
+                                         offset=(number - 1) * HISTORY_PAGE)
+    return rows, Pager(number, HISTORY_PAGE, total)
 
 
 @bp.get("/approvals")

@@ -1131,10 +1131,12 @@ def _installed(name: str) -> bool:
 def health_check() -> Check:
     """For Brainhair's ``/health``: degraded (chat refused, everything else working) while
     the filter's packages are missing."""
+    if _FILTER is not None:  # built, so installed: no lookups on every poll
+        return Check("healthy", {"model": MODEL, "loaded": True})
     missing = missing_packages()
     if missing:
         return Check("degraded", {"missing": missing, "install": INSTALL_HINT})
-    return Check("healthy", {"model": MODEL, "loaded": _FILTER is not None})
+    return Check("healthy", {"model": MODEL, "loaded": False})
 
 
 _FILTER: PhiFilter | None = None
